@@ -1,0 +1,76 @@
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+
+from accounts.models import User
+
+DUPLICATE_EMAIL = "An account with this e-mail address already exists. Log in instead?"
+
+
+class SignUpForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
+    display_name = forms.CharField(
+        label="Artist or display name",
+        max_length=80,
+        help_text="Shown on your artist page. You can change it later.",
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Confirm password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
+        return email
+
+    def clean_display_name(self) -> str:
+        name = self.cleaned_data["display_name"].strip()
+        if not name:
+            raise forms.ValidationError("Please enter a name.")
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        password1, password2 = cleaned.get("password1"), cleaned.get("password2")
+        if password1 and password2 and password1 != password2:
+            self.add_error("password2", "The two passwords do not match.")
+        elif password1:
+            probe = User(
+                email=cleaned.get("email", ""), display_name=cleaned.get("display_name", "")
+            )
+            try:
+                password_validation.validate_password(password1, probe)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """The stock login form, with the e-mail compared case-insensitively."""
+
+    def clean_username(self) -> str:
+        return User.objects.normalize_email(self.cleaned_data.get("username"))
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["display_name", "slug"]
+        labels = {"slug": "Artist page address"}
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"].lower()
+        if User.objects.filter(slug=slug).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("That address is taken. Try another one.")
+        return slug

@@ -1,0 +1,75 @@
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        # E-mail is the login: compare it case-insensitively everywhere.
+        return (email or "").strip().lower()
+
+    def _create_user(self, email: str, password: str | None, **extra_fields):
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        extra_fields.setdefault("display_name", "Admin")
+        if not extra_fields.get("slug"):
+            from accounts.services import unique_slug
+
+            extra_fields["slug"] = unique_slug(extra_fields["display_name"])
+        return self._create_user(email, password, **extra_fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A SoundStudio account. Every user can be a fan and an artist."""
+
+    email = models.EmailField("e-mail address", unique=True)
+    display_name = models.CharField(max_length=80)
+    slug = models.SlugField(
+        "artist URL",
+        max_length=60,
+        unique=True,
+        help_text="Your artist page lives at /artists/<slug>/.",
+    )
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["display_name"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(slug__regex=r"^[a-z0-9]+(-[a-z0-9]+)*$"),
+                name="accounts_user_slug_format",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.email}>"
+
+    def get_absolute_url(self) -> str:
+        return reverse("artist_detail", kwargs={"slug": self.slug})

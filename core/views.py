@@ -1,0 +1,20 @@
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts.selectors import featured_artists
+from core.health import check_database, check_redis
+
+
+@require_GET
+def home(request):
+    return render(request, "core/home.html", {"artists": featured_artists()})
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    checks = {"database": check_database(), "redis": check_redis()}
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse(checks, status=200 if healthy else 503)

@@ -1,0 +1,23 @@
+import pytest
+
+
+@pytest.mark.django_db
+def test_healthz_ok_when_database_and_redis_are_up(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_503_naming_redis_when_redis_is_down(client, settings):
+    from tools.services import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"] == "ok"
+    assert body["redis"].startswith("error")
