@@ -42,7 +42,10 @@ def register_user(*, email: str, password: str, display_name: str) -> User:
 
 
 def _on_user_created(user: User) -> None:
-    """Hook for what every new account receives (the signup gift lives in credits)."""
+    """What every new account receives, in the sign-up transaction."""
+    from credits.services import grant_signup_gift  # credits depends on accounts, not back
+
+    grant_signup_gift(user=user)
 
 
 def update_profile(*, user: User, display_name: str, slug: str) -> User:

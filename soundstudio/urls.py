@@ -9,5 +9,6 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
     path("artists/<slug:slug>/", account_views.artist_detail, name="artist_detail"),
+    path("", include("credits.urls")),
     path("admin/", admin.site.urls),
 ]

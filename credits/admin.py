@@ -1,0 +1,125 @@
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from credits import services
+from credits.exceptions import InsufficientCredits
+from credits.forms import AdjustCreditsForm
+from credits.models import CreditLot, CreditPackage, LedgerEntry, LedgerEntryLot, Wallet
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Ledger rows are never added, edited or deleted by hand, not even by superusers."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CreditPackage)
+class CreditPackageAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "credits",
+        "price_cents",
+        "expires_after_days",
+        "is_purchasable",
+    ]
+    list_editable = ["is_purchasable"]
+    ordering = ["sort_order"]
+
+
+@admin.register(CreditLot)
+class CreditLotAdmin(ReadOnlyAdmin):
+    list_display = ["id", "user", "amount", "remaining", "source", "expires_at", "created_at"]
+    list_filter = ["source", ("expires_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__email", "grant_key"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+
+
+class LedgerEntryLotInline(admin.TabularInline):
+    model = LedgerEntryLot
+    fields = ["lot", "amount"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "kind",
+        "amount",
+        "balance_after",
+        "cause",
+        "staff_user",
+        "idempotency_key",
+    ]
+    list_filter = ["kind", "cause"]
+    search_fields = ["user__email", "idempotency_key", "cause_ref"]
+    list_select_related = ["user", "staff_user"]
+    date_hierarchy = "created_at"
+    inlines = [LedgerEntryLotInline]
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ["user", "balance", "updated_at"]
+    search_fields = ["user__email"]
+    list_select_related = ["user"]
+    change_list_template = "admin/credits/wallet/change_list.html"
+
+    def get_urls(self):
+        adjust = path(
+            "adjust/",
+            self.admin_site.admin_view(self.adjust_view),
+            name="credits_wallet_adjust",
+        )
+        return [adjust, *super().get_urls()]
+
+    def adjust_view(self, request):
+        if not request.user.is_staff:
+            return redirect("admin:login")
+        form = AdjustCreditsForm(request.POST or None, initial={"user": request.GET.get("user")})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                entry = services.adjust(
+                    user=data["user"],
+                    amount=data["amount"],
+                    staff_user=request.user,
+                    reason=data["reason"],
+                    idempotency_key=f"adjust:{data['request_id']}",
+                )
+            except InsufficientCredits as exc:
+                form.add_error("amount", f"Cannot take that many: {exc}")
+            else:
+                messages.success(
+                    request,
+                    f"Adjusted {data['user'].email} by {entry.amount:+d}; "
+                    f"balance now {entry.balance_after}.",
+                )
+                return redirect(reverse("admin:credits_wallet_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Adjust credits",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/credits/adjust.html", context)

@@ -1,0 +1,186 @@
+"""The credit ledger.
+
+- A *lot* holds the credits of one grant; spending lowers its `remaining`.
+- A *ledger entry* records every change, signed, with the lots it touched. Entries
+  are append-only: a PostgreSQL trigger refuses UPDATE and DELETE (migration 0002).
+- A *wallet* caches each user's balance (sum of entries = sum of lot remainders);
+  `rebuild_balance` recomputes it from the entries.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class CreditPackage(models.Model):
+    """A bundle of credits for sale (seeded by migration, editable in admin)."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=60)
+    credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField(help_text="Card price in US cents.")
+    expires_after_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days after purchase; empty means never."
+    )
+    is_purchasable = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        db_table = "credits_package"
+        ordering = ["sort_order", "price_cents"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credits__gt=0), name="credits_package_credits_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.credits} credits)"
+
+
+class LotSource(models.TextChoices):
+    SIGNUP = "signup", "Signup gift"
+    PACKAGE = "package", "Package purchase"
+    ADMIN = "admin", "Admin grant"
+    REFUND = "refund", "Refund"
+
+
+class CreditLot(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amount = models.PositiveIntegerField()
+    remaining = models.IntegerField()
+    source = models.CharField(max_length=16, choices=LotSource.choices)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    package = models.ForeignKey(CreditPackage, null=True, blank=True, on_delete=models.PROTECT)
+    cost_cents = models.PositiveIntegerField(null=True, blank=True, help_text="What was paid.")
+    grant_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "credits_lot"
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credits_lot_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0), name="credits_lot_remaining_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(remaining__lte=F("amount")), name="credits_lot_remaining_lte_amount"
+            ),
+        ]
+        indexes = [
+            # Spending and per-user expiry scan only lots with credits left.
+            models.Index(
+                fields=["user", "expires_at"],
+                name="credits_lot_open_by_user",
+                condition=Q(remaining__gt=0),
+            ),
+            models.Index(
+                fields=["expires_at"],
+                name="credits_lot_open_by_expiry",
+                condition=Q(remaining__gt=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lot {self.pk}: {self.remaining}/{self.amount} ({self.get_source_display()})"
+
+
+class Wallet(models.Model):
+    """The cached balance of one user: a projection of the ledger, locked to serialise changes."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, primary_key=True, related_name="wallet"
+    )
+    balance = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "credits_wallet"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance__gte=0), name="credits_wallet_balance_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.balance}"
+
+
+class EntryKind(models.TextChoices):
+    GRANT = "grant", "Grant"
+    SPEND = "spend", "Spend"
+    EXPIRE = "expire", "Expiry"
+    REFUND = "refund", "Refund"
+    VOID = "void", "Void"
+    ADJUST = "adjust", "Adjustment"
+
+
+class Cause(models.TextChoices):
+    USER = "user", "User"
+    STAFF = "staff", "Staff"
+    STRIPE = "stripe", "Stripe event"
+    TASK = "task", "Task"
+    SYSTEM = "system", "System"
+
+
+class LedgerEntry(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=EntryKind.choices)
+    amount = models.IntegerField(help_text="Signed: positive adds credits.")
+    balance_after = models.IntegerField()
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    cause = models.CharField(max_length=16, choices=Cause.choices)
+    cause_ref = models.CharField(
+        max_length=200, blank=True, help_text="Stripe event id, task name or similar."
+    )
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True, help_text="Why staff made this change.")
+    memo = models.CharField(max_length=300, blank=True)
+    reverses = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversed_by",
+        help_text="The spend this refund gives back (at most once).",
+    )
+    lots = models.ManyToManyField(CreditLot, through="LedgerEntryLot", related_name="entries")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "credits_ledger_entry"
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="credits_entry_amount_nonzero"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="credits_entry_balance_after_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="adjust") | (Q(staff_user__isnull=False) & ~Q(reason="")),
+                name="credits_entry_adjust_has_staff_and_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="credits_entry_by_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount:+d} ({self.idempotency_key})"
+
+
+class LedgerEntryLot(models.Model):
+    """How much of an entry's amount fell on one lot (append-only, like entries)."""
+
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="lot_links")
+    lot = models.ForeignKey(CreditLot, on_delete=models.PROTECT, related_name="entry_links")
+    amount = models.IntegerField()
+
+    class Meta:
+        db_table = "credits_ledger_entry_lot"
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "lot"], name="credits_entry_lot_unique"),
+            models.CheckConstraint(condition=~Q(amount=0), name="credits_entry_lot_amount_nonzero"),
+        ]

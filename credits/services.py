@@ -1,0 +1,450 @@
+"""State changes of the credit ledger (DESIGN.md section 1, "Credits").
+
+Every function here runs in one transaction and locks the user's wallet row first.
+That single lock order (wallet, then that user's lots; several wallets in user-id
+order) is what keeps concurrent spends, grants and expiry from overdrawing, losing
+updates or deadlocking. Every change writes an append-only ledger entry whose
+unique idempotency key makes a repeated call return the earlier result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from credits.exceptions import AlreadyRefunded, InsufficientCredits
+from credits.models import (
+    Cause,
+    CreditLot,
+    CreditPackage,
+    EntryKind,
+    LedgerEntry,
+    LedgerEntryLot,
+    LotSource,
+    Wallet,
+)
+
+SIGNUP_PACKAGE_SLUG = "free"
+
+# Spending burns the soonest-expiring lots first, never-expiring lots last, oldest first.
+SPEND_ORDER = (F("expires_at").asc(nulls_last=True), "created_at", "id")
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+def _lock_wallet(user_id: int) -> Wallet:
+    """Lock (creating if needed) the user's wallet row: the first lock of every change."""
+    wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
+    if wallet is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO credits_wallet (user_id, balance, updated_at) VALUES (%s, 0, now())"
+                " ON CONFLICT (user_id) DO NOTHING",
+                [user_id],
+            )
+        wallet = Wallet.objects.select_for_update().get(user_id=user_id)
+    return wallet
+
+
+def _entry_for(idempotency_key: str) -> LedgerEntry | None:
+    return LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+
+
+def _record(
+    wallet: Wallet,
+    *,
+    kind: str,
+    amount: int,
+    idempotency_key: str,
+    lots: Iterable[tuple[CreditLot, int]],
+    now: dt.datetime,
+    cause: str,
+    cause_ref: str = "",
+    staff_user=None,
+    reason: str = "",
+    memo: str = "",
+    reverses: LedgerEntry | None = None,
+) -> LedgerEntry:
+    """Apply `amount` to the locked wallet and write the entry with its lot links."""
+    wallet.balance += amount
+    entry = LedgerEntry.objects.create(
+        user_id=wallet.user_id,
+        kind=kind,
+        amount=amount,
+        balance_after=wallet.balance,
+        idempotency_key=idempotency_key,
+        cause=cause,
+        cause_ref=cause_ref,
+        staff_user=staff_user,
+        reason=reason,
+        memo=memo[:300],
+        reverses=reverses,
+        created_at=now,
+    )
+    LedgerEntryLot.objects.bulk_create(
+        [LedgerEntryLot(entry=entry, lot=lot, amount=part) for lot, part in lots]
+    )
+    wallet.save(update_fields=["balance", "updated_at"])
+    return entry
+
+
+def grant(
+    *,
+    user,
+    amount: int,
+    source: str,
+    idempotency_key: str,
+    expires_at: dt.datetime | None = None,
+    memo: str = "",
+    package: CreditPackage | None = None,
+    cost_cents: int | None = None,
+    cause: str = Cause.SYSTEM,
+    cause_ref: str = "",
+    kind: str = EntryKind.GRANT,
+    staff_user=None,
+    reason: str = "",
+) -> CreditLot:
+    """Add a lot of `amount` credits; return it (the earlier lot if the key was used)."""
+    if amount <= 0:
+        raise ValueError("A grant must be a positive number of credits.")
+    now = _now()
+    with transaction.atomic():
+        wallet = _lock_wallet(user.pk)
+        existing = CreditLot.objects.filter(grant_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        lot = CreditLot.objects.create(
+            user_id=user.pk,
+            amount=amount,
+            remaining=amount,
+            source=source,
+            expires_at=expires_at,
+            package=package,
+            cost_cents=cost_cents,
+            grant_key=idempotency_key,
+            created_at=now,
+        )
+        _record(
+            wallet,
+            kind=kind,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            lots=[(lot, amount)],
+            now=now,
+            cause=cause,
+            cause_ref=cause_ref,
+            staff_user=staff_user,
+            reason=reason,
+            memo=memo,
+        )
+    return lot
+
+
+def grant_signup_gift(*, user) -> CreditLot:
+    """Give a new account the Free package's credits, once, never expiring."""
+    package = CreditPackage.objects.get(slug=SIGNUP_PACKAGE_SLUG)
+    return grant(
+        user=user,
+        amount=package.credits,
+        source=LotSource.SIGNUP,
+        idempotency_key=f"signup:{user.pk}",
+        package=package,
+        memo="Welcome gift",
+    )
+
+
+def spend(
+    *,
+    user,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    memo: str = "",
+    cause: str = Cause.USER,
+    cause_ref: str = "",
+) -> LedgerEntry:
+    """Burn `amount` credits, soonest-expiring lots first; all or nothing.
+
+    Raises InsufficientCredits (and changes nothing) when the balance cannot cover it.
+    """
+    if amount <= 0:
+        raise ValueError("A spend must be a positive number of credits.")
+    now = _now()
+    with transaction.atomic():
+        wallet = _lock_wallet(user.pk)
+        existing = _entry_for(idempotency_key)
+        if existing is not None:
+            return existing
+        return _burn(
+            wallet,
+            amount,
+            now=now,
+            kind=EntryKind.SPEND,
+            idempotency_key=idempotency_key,
+            cause=cause,
+            cause_ref=cause_ref,
+            reason=reason,
+            memo=memo,
+        )
+
+
+def _burn(wallet: Wallet, amount: int, *, now: dt.datetime, **entry_fields) -> LedgerEntry:
+    """Take `amount` from the locked wallet's live lots in spend order."""
+    lots = list(
+        CreditLot.objects.select_for_update()
+        .filter(user_id=wallet.user_id, remaining__gt=0)
+        .order_by(*SPEND_ORDER)
+    )
+    if any(lot.expires_at is not None and lot.expires_at <= now for lot in lots):
+        # Lots past their date are not spendable: expire them now, as the hourly job would.
+        _expire_locked_users([wallet.user_id], now)
+        wallet.refresh_from_db(fields=["balance"])
+        lots = [lot for lot in lots if lot.expires_at is None or lot.expires_at > now]
+    available = sum(lot.remaining for lot in lots)
+    if available < amount:
+        raise InsufficientCredits(requested=amount, available=available)
+    touched: list[tuple[CreditLot, int]] = []
+    left = amount
+    for lot in lots:
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        touched.append((lot, -take))
+        left -= take
+        if left == 0:
+            break
+    if len(touched) == 1:
+        lot = touched[0][0]
+        CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining)
+    else:
+        CreditLot.objects.bulk_update([lot for lot, _ in touched], ["remaining"])
+    return _record(wallet, amount=-amount, lots=touched, now=now, **entry_fields)
+
+
+def refund(
+    *,
+    entry: LedgerEntry,
+    idempotency_key: str,
+    memo: str = "",
+    cause: str = Cause.SYSTEM,
+    cause_ref: str = "",
+) -> LedgerEntry:
+    """Give back the credits of a spend, once, as new lots with the original expiry."""
+    if entry.kind != EntryKind.SPEND:
+        raise ValueError("Only a spend can be refunded.")
+    now = _now()
+    with transaction.atomic():
+        wallet = _lock_wallet(entry.user_id)
+        existing = _entry_for(idempotency_key)
+        if existing is not None:
+            return existing
+        earlier = LedgerEntry.objects.filter(reverses=entry).first()
+        if earlier is not None:
+            raise AlreadyRefunded(f"Spend {entry.pk} was refunded by entry {earlier.pk}.")
+        parts = []
+        for link in entry.lot_links.select_related("lot").order_by("id"):
+            given = -link.amount
+            parts.append(
+                (
+                    CreditLot.objects.create(
+                        user_id=entry.user_id,
+                        amount=given,
+                        remaining=given,
+                        source=LotSource.REFUND,
+                        expires_at=link.lot.expires_at,
+                        grant_key=f"{idempotency_key}:lot:{link.lot_id}",
+                        created_at=now,
+                    ),
+                    given,
+                )
+            )
+        return _record(
+            wallet,
+            kind=EntryKind.REFUND,
+            amount=-entry.amount,
+            idempotency_key=idempotency_key,
+            lots=parts,
+            now=now,
+            cause=cause,
+            cause_ref=cause_ref,
+            memo=memo,
+            reverses=entry,
+        )
+
+
+def void_lot(
+    *,
+    lot: CreditLot,
+    idempotency_key: str,
+    reason: str,
+    cause: str = Cause.SYSTEM,
+    cause_ref: str = "",
+    staff_user=None,
+) -> LedgerEntry | None:
+    """Remove a lot's unused remainder (e.g. its payment was refunded).
+
+    Returns the void entry, or None when nothing was left to void. Credits already
+    spent from the lot are not clawed back.
+    """
+    now = _now()
+    with transaction.atomic():
+        wallet = _lock_wallet(lot.user_id)
+        existing = _entry_for(idempotency_key)
+        if existing is not None:
+            return existing
+        lot = CreditLot.objects.select_for_update().get(pk=lot.pk)
+        if lot.remaining == 0:
+            return None
+        amount = lot.remaining
+        lot.remaining = 0
+        lot.save(update_fields=["remaining"])
+        return _record(
+            wallet,
+            kind=EntryKind.VOID,
+            amount=-amount,
+            idempotency_key=idempotency_key,
+            lots=[(lot, -amount)],
+            now=now,
+            cause=cause,
+            cause_ref=cause_ref,
+            staff_user=staff_user,
+            reason=reason,
+        )
+
+
+def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) -> LedgerEntry:
+    """A staff correction: add a never-expiring lot, or take credits in spend order."""
+    if not reason.strip():
+        raise ValueError("An adjustment needs a reason.")
+    if staff_user is None or not staff_user.is_staff:
+        raise PermissionError("Only staff can adjust credits.")
+    if amount == 0:
+        raise ValueError("An adjustment cannot be zero.")
+    fields = {
+        "kind": EntryKind.ADJUST,
+        "cause": Cause.STAFF,
+        "staff_user": staff_user,
+        "reason": reason.strip(),
+    }
+    if amount > 0:
+        lot = grant(
+            user=user,
+            amount=amount,
+            source=LotSource.ADMIN,
+            idempotency_key=idempotency_key,
+            **fields,
+        )
+        return LedgerEntry.objects.get(idempotency_key=lot.grant_key)
+    now = _now()
+    with transaction.atomic():
+        wallet = _lock_wallet(user.pk)
+        existing = _entry_for(idempotency_key)
+        if existing is not None:
+            return existing
+        return _burn(wallet, -amount, now=now, idempotency_key=idempotency_key, **fields)
+
+
+# --- Expiry -----------------------------------------------------------------------
+
+# Expire every due lot of the given (already locked) users in one statement: zero the
+# remainders, write one entry and one lot link per lot with a running balance, and
+# lower the wallets. Data-modifying CTEs all see the same snapshot, so `running`
+# reads the wallet balances from before this statement's own update.
+_EXPIRE_SQL = """
+WITH due AS (
+    SELECT id, user_id, remaining
+    FROM credits_lot
+    WHERE user_id = ANY(%(user_ids)s) AND remaining > 0 AND expires_at <= %(now)s
+    ORDER BY user_id, id
+    FOR UPDATE
+),
+burned AS (
+    UPDATE credits_lot AS lot SET remaining = 0
+    FROM due WHERE lot.id = due.id
+    RETURNING lot.id AS lot_id, lot.user_id, due.remaining AS expired
+),
+running AS (
+    SELECT b.lot_id, b.user_id, b.expired, 'expire:lot:' || b.lot_id AS key,
+           w.balance - SUM(b.expired) OVER (PARTITION BY b.user_id ORDER BY b.lot_id)
+               AS balance_after
+    FROM burned b JOIN credits_wallet w ON w.user_id = b.user_id
+),
+entries AS (
+    INSERT INTO credits_ledger_entry
+        (user_id, kind, amount, balance_after, idempotency_key, cause, cause_ref,
+         reason, memo, created_at)
+    SELECT user_id, 'expire', -expired, balance_after, key, 'task', 'expire_due',
+           '', 'Unused credits expired', %(now)s
+    FROM running
+    RETURNING id, idempotency_key
+),
+links AS (
+    INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount)
+    SELECT e.id, r.lot_id, -r.expired
+    FROM entries e JOIN running r ON r.key = e.idempotency_key
+),
+wallets AS (
+    UPDATE credits_wallet AS w SET balance = w.balance - t.total, updated_at = %(now)s
+    FROM (SELECT user_id, SUM(expired) AS total FROM burned GROUP BY user_id) t
+    WHERE w.user_id = t.user_id
+)
+SELECT count(*) FROM burned
+"""
+
+
+def _expire_locked_users(user_ids: Sequence[int], now: dt.datetime) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPIRE_SQL, {"user_ids": list(user_ids), "now": now})
+        return cursor.fetchone()[0]
+
+
+def expire_due(*, now: dt.datetime | None = None, batch_size: int = 20_000) -> int:
+    """Expire the unused remainder of every lot past its date; return how many lots.
+
+    Works in batches of users, each batch one transaction that locks the users'
+    wallets in id order (the same order as every other change) before touching their
+    lots. Safe to run twice or concurrently: an expired lot has nothing left, so a
+    second run finds nothing to do.
+    """
+    now = now or _now()
+    expired = 0
+    after_user_id = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT DISTINCT user_id FROM ("
+                    "  SELECT user_id FROM credits_lot"
+                    "  WHERE user_id > %s AND remaining > 0 AND expires_at <= %s"
+                    "  ORDER BY user_id LIMIT %s) AS batch ORDER BY user_id",
+                    [after_user_id, now, batch_size],
+                )
+                user_ids = [row[0] for row in cursor.fetchall()]
+                if not user_ids:
+                    return expired
+                cursor.execute(
+                    "SELECT user_id FROM credits_wallet WHERE user_id = ANY(%s)"
+                    " ORDER BY user_id FOR UPDATE",
+                    [user_ids],
+                )
+            expired += _expire_locked_users(user_ids, now)
+        after_user_id = user_ids[-1]
+
+
+def rebuild_balance(*, user) -> int:
+    """Recompute the cached balance from the ledger entries; return it."""
+    with transaction.atomic():
+        wallet = _lock_wallet(user.pk)
+        total = LedgerEntry.objects.filter(user_id=user.pk).aggregate(
+            total=Coalesce(Sum("amount"), 0)
+        )["total"]
+        if wallet.balance != total:
+            wallet.balance = total
+            wallet.save(update_fields=["balance", "updated_at"])
+        return total

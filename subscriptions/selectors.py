@@ -1,0 +1,9 @@
+"""Reads of the Essential subscription."""
+
+
+def allowance_remaining(user) -> int:
+    """Track generations left this month from the Essential allowance.
+
+    Users have no subscription until the Essential subscription exists, so none.
+    """
+    return 0
