@@ -184,3 +184,6 @@ class LedgerEntryLot(models.Model):
             models.UniqueConstraint(fields=["entry", "lot"], name="credits_entry_lot_unique"),
             models.CheckConstraint(condition=~Q(amount=0), name="credits_entry_lot_amount_nonzero"),
         ]
+
+    def __str__(self) -> str:
+        return f"entry {self.entry_id} lot {self.lot_id}: {self.amount:+d}"
