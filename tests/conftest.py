@@ -2,6 +2,8 @@ import pytest
 
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.conftest_stripe"]
+
 
 @pytest.fixture
 def user(db):
