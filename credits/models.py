@@ -37,6 +37,10 @@ class CreditPackage(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.credits} credits)"
 
+    @property
+    def price_display(self) -> str:
+        return f"${self.price_cents / 100:,.2f}"
+
 
 class LotSource(models.TextChoices):
     SIGNUP = "signup", "Signup gift"

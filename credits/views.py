@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import JsonResponse
@@ -6,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from core.api import api_login_required
 from credits import selectors
-from subscriptions.selectors import allowance_remaining
+from subscriptions.selectors import allowance_remaining, has_active_subscription
 
 HISTORY_PAGE_SIZE = 25
 
@@ -26,6 +27,9 @@ def credits_page(request):
             "lots": selectors.live_lots(request.user),
             "history": history,
             "packages": selectors.purchasable_packages(),
+            "subscription_required": settings.CREDITS_REQUIRE_SUBSCRIPTION
+            and not has_active_subscription(request.user),
+            "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         },
     )
 

@@ -10,5 +10,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("artists/<slug:slug>/", account_views.artist_detail, name="artist_detail"),
     path("", include("credits.urls")),
+    path("", include("payments.urls")),
+    path("", include("webhooks.urls")),
     path("admin/", admin.site.urls),
 ]

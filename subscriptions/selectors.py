@@ -7,3 +7,8 @@ def allowance_remaining(user) -> int:
     Users have no subscription until the Essential subscription exists, so none.
     """
     return 0
+
+
+def has_active_subscription(user) -> bool:
+    """Whether the user's Essential subscription is active. None exist yet."""
+    return False

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "tracks",
     "purchases",
     "webhooks",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -140,3 +141,4 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")

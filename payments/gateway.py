@@ -1,0 +1,141 @@
+"""The one door to Stripe. Nothing else imports the SDK (the webhook view verifies
+signatures with our own code). Every create carries an Idempotency-Key derived from
+our ids, so a retried request never makes a second charge.
+
+Objects come back as plain Stripe-shaped dicts, the same shape webhook events carry,
+so handlers treat fetched and delivered objects alike.
+
+With no STRIPE_SECRET_KEY the app runs on the built-in TestGateway, which keeps its
+PaymentIntents in the database and delivers signed events to our own webhook.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+
+class GatewayError(Exception):
+    """Stripe could not be reached or refused the request."""
+
+
+class Gateway(Protocol):
+    test_mode: bool
+
+    def create_payment_intent(
+        self, *, amount: int, currency: str, metadata: dict, description: str, idempotency_key: str
+    ) -> dict: ...
+
+    def retrieve_payment_intent(self, intent_id: str) -> dict: ...
+
+    def create_refund(self, *, payment_intent_id: str, idempotency_key: str) -> dict: ...
+
+    def checkout_url(self, intent: dict) -> str | None: ...
+
+
+class StripeGateway:
+    test_mode = False
+
+    def __init__(self, api_key: str, api_base: str = ""):
+        import stripe
+
+        self._stripe = stripe
+        options = {"base_addresses": {"api": api_base}} if api_base else {}
+        self.client = stripe.StripeClient(api_key, max_network_retries=2, **options)
+
+    def _call(self, fn, *args, **kwargs) -> dict:
+        try:
+            return fn(*args, **kwargs).to_dict()
+        except self._stripe.StripeError as exc:  # never includes our key
+            raise GatewayError(exc.user_message or exc.__class__.__name__) from exc
+
+    def create_payment_intent(
+        self, *, amount: int, currency: str, metadata: dict, description: str, idempotency_key: str
+    ) -> dict:
+        return self._call(
+            self.client.v1.payment_intents.create,
+            params={
+                "amount": amount,
+                "currency": currency,
+                "metadata": metadata,
+                "description": description,
+                "automatic_payment_methods": {"enabled": True},
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+
+    def retrieve_payment_intent(self, intent_id: str) -> dict:
+        return self._call(self.client.v1.payment_intents.retrieve, intent_id)
+
+    def create_refund(self, *, payment_intent_id: str, idempotency_key: str) -> dict:
+        return self._call(
+            self.client.v1.refunds.create,
+            params={"payment_intent": payment_intent_id},
+            options={"idempotency_key": idempotency_key},
+        )
+
+    def checkout_url(self, intent: dict) -> str | None:
+        return None  # the page mounts Stripe's Payment Element instead
+
+
+class TestGateway:
+    """Stripe's behaviour for PaymentIntents and refunds, kept in our database."""
+
+    test_mode = True
+
+    def create_payment_intent(
+        self, *, amount: int, currency: str, metadata: dict, description: str, idempotency_key: str
+    ) -> dict:
+        from payments.models import TestModeIntent
+
+        existing = TestModeIntent.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            intent_id = f"pi_test_{secrets.token_hex(12)}"
+            try:
+                with transaction.atomic():
+                    existing = TestModeIntent.objects.create(
+                        id=intent_id,
+                        client_secret=f"{intent_id}_secret_{secrets.token_hex(12)}",
+                        idempotency_key=idempotency_key,
+                        amount=amount,
+                        currency=currency,
+                        metadata={k: str(v) for k, v in metadata.items()},
+                    )
+            except IntegrityError:  # the same key raced us: Stripe returns the first result
+                existing = TestModeIntent.objects.get(idempotency_key=idempotency_key)
+        from payments import testmode
+
+        return testmode.intent_object(existing)
+
+    def retrieve_payment_intent(self, intent_id: str) -> dict:
+        from payments import testmode
+        from payments.models import TestModeIntent
+
+        intent = TestModeIntent.objects.filter(pk=intent_id).first()
+        if intent is None:
+            raise GatewayError(f"No such payment_intent: {intent_id}")
+        return testmode.intent_object(intent)
+
+    def create_refund(self, *, payment_intent_id: str, idempotency_key: str) -> dict:
+        from payments import testmode
+
+        return testmode.refund(payment_intent_id, idempotency_key=idempotency_key)
+
+    def checkout_url(self, intent: dict) -> str | None:
+        return reverse("test_checkout", kwargs={"intent_id": intent["id"]})
+
+
+@cache
+def _stripe_gateway(api_key: str, api_base: str) -> StripeGateway:
+    return StripeGateway(api_key, api_base)
+
+
+def get_gateway() -> Gateway:
+    if settings.STRIPE_SECRET_KEY:
+        return _stripe_gateway(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+    return TestGateway()

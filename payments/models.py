@@ -1,0 +1,82 @@
+"""Card payments (through Stripe or the built-in test gateway) and their states."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Purpose(models.TextChoices):
+    CREDIT_PACKAGE = "credit_package", "Credit package"
+    TRACK_PURCHASE = "track_purchase", "Track purchase"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Payment(models.Model):
+    """One PaymentIntent of ours. Statuses move only through services.set_status."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    package = models.ForeignKey(
+        "credits.CreditPackage", null=True, blank=True, on_delete=models.PROTECT
+    )
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True
+    )
+    stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    client_secret = models.CharField(max_length=255, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    lot = models.OneToOneField(
+        "credits.CreditLot", null=True, blank=True, on_delete=models.PROTECT, related_name="payment"
+    )
+    refund_requested_at = models.DateTimeField(null=True, blank=True)
+    refunded_cents = models.PositiveIntegerField(default=0)
+    refund_shortfall_credits = models.PositiveIntegerField(
+        default=0, help_text="Credits already spent or expired when refunded: not recovered."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(purpose="credit_package") | Q(package__isnull=False),
+                name="payments_package_payment_has_package",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment {self.pk} {self.get_purpose_display()} ${self.amount_cents / 100:.2f}"
+
+    @property
+    def amount_display(self) -> str:
+        return f"${self.amount_cents / 100:,.2f}"
+
+
+class TestModeIntent(models.Model):
+    """A PaymentIntent of the built-in test gateway (used when no Stripe key is set)."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    client_secret = models.CharField(max_length=128)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    metadata = models.JSONField(default=dict)
+    status = models.CharField(max_length=32, default="requires_payment_method")
+    last_error = models.JSONField(null=True, blank=True)
+    charge_id = models.CharField(max_length=64, blank=True)
+    amount_refunded = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id

@@ -1,0 +1,179 @@
+"""The built-in test gateway's side of Stripe: objects, outcomes and signed events.
+
+Test cards (shown on the test checkout page):
+- 4242 4242 4242 4242 succeeds;
+- 4000 0000 0000 0002 is declined;
+- 4000 0000 0000 0119 fails with a processing error: the buyer should try again.
+
+Every outcome is delivered as a signed Stripe-format event to our own
+/webhooks/stripe/ endpoint by a Celery task, so the production code path runs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from payments.gateway import GatewayError
+from payments.models import TestModeIntent
+from webhooks.secrets import webhook_secrets
+from webhooks.signature import sign
+
+API_VERSION = "2026-10-28.endive"  # the stripe SDK's pinned API version
+
+
+@dataclass(frozen=True)
+class TestCard:
+    number: str
+    label: str
+    decline_code: str | None = None
+    message: str = ""
+
+
+CARDS = [
+    TestCard("4242424242424242", "Visa ending 4242: succeeds"),
+    TestCard(
+        "4000000000000002",
+        "Visa ending 0002: declined",
+        "card_declined",
+        "Your card was declined.",
+    ),
+    TestCard(
+        "4000000000000119",
+        "Visa ending 0119: processing error, try again",
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+]
+CARDS_BY_NUMBER = {card.number: card for card in CARDS}
+
+
+def intent_object(intent: TestModeIntent) -> dict:
+    return {
+        "id": intent.id,
+        "object": "payment_intent",
+        "amount": intent.amount,
+        "amount_received": intent.amount if intent.status == "succeeded" else 0,
+        "currency": intent.currency,
+        "status": intent.status,
+        "client_secret": intent.client_secret,
+        "metadata": intent.metadata,
+        "latest_charge": intent.charge_id or None,
+        "last_payment_error": intent.last_error,
+        "created": int(intent.created.timestamp()),
+        "livemode": False,
+    }
+
+
+def charge_object(intent: TestModeIntent) -> dict:
+    return {
+        "id": intent.charge_id,
+        "object": "charge",
+        "amount": intent.amount,
+        "amount_captured": intent.amount,
+        "amount_refunded": intent.amount_refunded,
+        "currency": intent.currency,
+        "payment_intent": intent.id,
+        "metadata": intent.metadata,
+        "paid": True,
+        "refunded": intent.amount_refunded >= intent.amount,
+        "status": "succeeded",
+        "livemode": False,
+    }
+
+
+def event(event_type: str, obj: dict) -> dict:
+    return {
+        "id": f"evt_test_{secrets.token_hex(12)}",
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": int(time.time()),
+        "type": event_type,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "data": {"object": obj},
+    }
+
+
+def emit(event_type: str, obj: dict) -> dict:
+    """Queue delivery of a signed event to our webhook once the transaction commits."""
+    payload = event(event_type, obj)
+    body = json.dumps(payload)
+
+    def deliver():
+        from payments.tasks import deliver_test_event
+
+        deliver_test_event.delay(body)
+
+    transaction.on_commit(deliver)
+    return payload
+
+
+def post_event(body: str) -> int:
+    """POST one signed event to our own endpoint, as Stripe would; return the status."""
+    header = sign(body.encode(), webhook_secrets()[0])
+    request = urllib.request.Request(
+        settings.SITE_URL.rstrip("/") + "/webhooks/stripe/",
+        data=body.encode(),
+        headers={"Content-Type": "application/json", "Stripe-Signature": header},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own URL
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def confirm(intent_id: str, card_number: str) -> TestModeIntent:
+    """Pay a test intent with one of the test cards and emit the resulting event."""
+    card = CARDS_BY_NUMBER.get(card_number.replace(" ", ""))
+    with transaction.atomic():
+        intent = TestModeIntent.objects.select_for_update().get(pk=intent_id)
+        if intent.status == "succeeded":
+            return intent
+        if card is None:
+            raise ValueError("Use one of the test cards listed on this page.")
+        if card.decline_code:
+            intent.status = "requires_payment_method"
+            intent.last_error = {
+                "type": "card_error",
+                "code": card.decline_code,
+                "decline_code": card.decline_code,
+                "message": card.message,
+            }
+            intent.save(update_fields=["status", "last_error"])
+            emit("payment_intent.payment_failed", intent_object(intent))
+        else:
+            intent.status = "succeeded"
+            intent.last_error = None
+            intent.charge_id = f"ch_test_{secrets.token_hex(12)}"
+            intent.save(update_fields=["status", "last_error", "charge_id"])
+            emit("payment_intent.succeeded", intent_object(intent))
+    return intent
+
+
+def refund(intent_id: str, *, idempotency_key: str) -> dict:
+    with transaction.atomic():
+        intent = TestModeIntent.objects.select_for_update().filter(pk=intent_id).first()
+        if intent is None or intent.status != "succeeded":
+            raise GatewayError("This PaymentIntent has no successful charge to refund.")
+        if intent.amount_refunded < intent.amount:
+            intent.amount_refunded = intent.amount
+            intent.save(update_fields=["amount_refunded"])
+            emit("charge.refunded", charge_object(intent))
+    return {
+        "id": f"re_test_{intent.charge_id[8:]}",
+        "object": "refund",
+        "amount": intent.amount,
+        "payment_intent": intent.id,
+        "charge": intent.charge_id,
+        "status": "succeeded",
+    }

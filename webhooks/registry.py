@@ -1,0 +1,16 @@
+"""Which function applies which Stripe event type. Unknown types are stored and ignored."""
+
+from collections.abc import Callable
+
+from django.utils.module_loading import import_string
+
+HANDLERS: dict[str, str] = {
+    "payment_intent.succeeded": "payments.handlers.payment_intent_succeeded",
+    "payment_intent.payment_failed": "payments.handlers.payment_intent_payment_failed",
+    "charge.refunded": "payments.handlers.charge_refunded",
+}
+
+
+def handler_for(event_type: str) -> Callable | None:
+    path = HANDLERS.get(event_type)
+    return import_string(path) if path else None
