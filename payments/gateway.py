@@ -59,13 +59,9 @@ class StripeGateway:
     ) -> dict:
         return self._call(
             self.client.v1.payment_intents.create,
-            params={
-                "amount": amount,
-                "currency": currency,
-                "metadata": metadata,
-                "description": description,
-                "automatic_payment_methods": {"enabled": True},
-            },
+            # Card and wallet methods come from the dashboard (automatic payment
+            # methods are Stripe's default), so only the essentials are sent.
+            params={"amount": amount, "currency": currency, "metadata": metadata},
             options={"idempotency_key": idempotency_key},
         )
 

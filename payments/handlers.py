@@ -23,7 +23,10 @@ def payment_intent_payment_failed(event) -> None:
 
 def charge_refunded(event) -> None:
     charge = event.data_object
-    if _ours(charge) or services.Payment.objects.filter(
-        stripe_payment_intent_id=charge.get("payment_intent")
-    ).exists():
+    if (
+        _ours(charge)
+        or services.Payment.objects.filter(
+            stripe_payment_intent_id=charge.get("payment_intent")
+        ).exists()
+    ):
         services.refund_from_charge(charge, cause_ref=event.stripe_event_id)

@@ -252,6 +252,16 @@ def request_refund(*, payment: Payment) -> dict:
         idempotency_key=f"payment:{payment.pk}:refund",
     )
     Payment.objects.filter(pk=payment.pk).update(refund_requested_at=_now())
+    if refund.get("status") == "succeeded":
+        # Apply it now rather than wait for charge.refunded; that event then finds
+        # the payment refunded and changes nothing.
+        refund_from_charge(
+            {
+                "payment_intent": payment.stripe_payment_intent_id,
+                "amount_refunded": refund["amount"],
+            },
+            cause_ref=refund["id"],
+        )
     return refund
 
 

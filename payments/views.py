@@ -21,9 +21,7 @@ def purchase_package_api(request, slug: str):
     try:
         payment, intent = services.start_package_purchase(user=request.user, package=package)
     except services.SubscriptionRequired as exc:
-        return api_error(
-            "subscription_required", str(exc), status=403, subscribe_url="/subscribe/"
-        )
+        return api_error("subscription_required", str(exc), status=403, subscribe_url="/subscribe/")
     except GatewayError:
         return api_error(
             "payment_provider_unavailable",

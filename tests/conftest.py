@@ -4,6 +4,8 @@ import pytest
 
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.conftest_stripe"]
+
 _seed_migration = importlib.import_module("credits.migrations.0002_seed_packages_and_append_only")
 
 

@@ -5,7 +5,7 @@ Tests that use them start a process: mark them ``@pytest.mark.slow``.
 
 * ``localstripe`` (session): the running server (``.base_url``, ``.register_webhook``,
   ``.disable_webhook``, ``.flush``); ``localstripe_url`` is its base URL.
-* ``localstripe_webhook_secret`` (session): a random ``whsec_...`` for this run.
+* ``localstripe_webhook_secret`` (session): a random ``testsecret_...`` for this run.
 * ``localstripe_webhooks`` (session): a ``WebhookReceiver`` already registered with
   localstripe for every event type, signed with ``localstripe_webhook_secret``.
 * ``stripe_sdk``: the global ``stripe`` module pointed at localstripe (restored after).
@@ -46,7 +46,7 @@ def localstripe_url(localstripe: LocalStripe) -> str:
 
 @pytest.fixture(scope="session")
 def localstripe_webhook_secret() -> str:
-    return "whsec_" + secrets.token_hex(24)
+    return "testsecret_" + secrets.token_hex(24)
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,8 @@ def deliver(client, payload, *, secret=None, timestamp=None, body=None):
     raw = body if body is not None else json.dumps(payload).encode()
     header = sign(raw, secret or webhook_secrets()[0], timestamp=timestamp)
     return client.post(
-        "/webhooks/stripe/", data=raw, content_type="application/json",
+        "/webhooks/stripe/",
+        data=raw,
+        content_type="application/json",
         HTTP_STRIPE_SIGNATURE=header,
     )

@@ -88,7 +88,7 @@ class TestSdkWiring:
         )
 
         assert localstripe_settings.STRIPE_TEST_MODE is False
-        assert localstripe_settings.STRIPE_WEBHOOK_SECRET.startswith("whsec_")
+        assert localstripe_settings.STRIPE_WEBHOOK_SECRET.startswith("testsecret_")
         assert client.v1.customers.create(params={"email": "a@example.com"}).id.startswith("cus_")
 
     def test_any_sk_key_is_accepted_but_a_publishable_key_is_not(self, stripe_sdk):
@@ -297,7 +297,7 @@ class TestSignedWebhooks:
         event = verify(webhook.body, header, [localstripe_webhooks.secret])
         assert stripe.Webhook.construct_event(webhook.body, header, localstripe_webhooks.secret)
         with pytest.raises(SignatureError) as excinfo:
-            verify(webhook.body, header, ["whsec_not_the_one"])
+            verify(webhook.body, header, ["testsecret_not_the_one"])
         assert excinfo.value.reason == NO_VALID_SIGNATURE
 
         assert set(event) == EVENT_KEYS
@@ -351,7 +351,7 @@ class TestSignedWebhooks:
     def test_registration_events_filter_and_no_redelivery(
         self, stripe_sdk, localstripe: LocalStripe
     ):
-        failing = WebhookReceiver(secret="whsec_" + uuid.uuid4().hex, status=500).start()
+        failing = WebhookReceiver(secret="testsecret_" + uuid.uuid4().hex, status=500).start()
         name = f"failing-{uuid.uuid4().hex[:8]}"
         try:
             localstripe.register_webhook(

@@ -22,8 +22,8 @@ from webhooks.signature import (
     verify,
 )
 
-SECRET = "whsec_test_current"
-OLD_SECRET = "whsec_test_previous"
+SECRET = "testsecret_test_current"
+OLD_SECRET = "testsecret_test_previous"
 NOW = 1_760_000_000
 EVENT = {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}}
 PAYLOAD = json.dumps(EVENT).encode()
@@ -52,7 +52,7 @@ def test_sign_defaults_to_the_current_time():
 
 
 def test_wrong_secret_is_rejected():
-    header = sign(PAYLOAD, "whsec_someone_else", timestamp=NOW)
+    header = sign(PAYLOAD, "testsecret_someone_else", timestamp=NOW)
 
     assert reason(PAYLOAD, header, [SECRET]) == NO_VALID_SIGNATURE
 
@@ -97,7 +97,7 @@ def test_secret_roll_two_v1_signatures_accepted_with_only_the_new_secret():
 
     assert verify(PAYLOAD, header, [SECRET], now=NOW) == EVENT
     assert verify(PAYLOAD, header, [OLD_SECRET], now=NOW) == EVENT
-    assert reason(PAYLOAD, header, ["whsec_other"]) == NO_VALID_SIGNATURE
+    assert reason(PAYLOAD, header, ["testsecret_other"]) == NO_VALID_SIGNATURE
 
 
 def test_we_may_be_configured_with_two_secrets():
@@ -171,7 +171,7 @@ def test_a_single_string_is_not_taken_as_a_list_of_secrets():
 
 def test_error_messages_never_contain_the_secret():
     cases = [
-        (PAYLOAD, sign(PAYLOAD, "whsec_x", timestamp=NOW)),
+        (PAYLOAD, sign(PAYLOAD, "testsecret_x", timestamp=NOW)),
         (PAYLOAD, sign(PAYLOAD, SECRET, timestamp=NOW - 1000)),
         (PAYLOAD, "t=oops"),
         (b"nope", sign(b"nope", SECRET, timestamp=NOW)),
@@ -181,7 +181,7 @@ def test_error_messages_never_contain_the_secret():
             verify(payload, header, [SECRET], now=NOW)
         assert SECRET not in str(excinfo.value)
         assert SECRET not in repr(excinfo.value)
-        assert "whsec_" not in str(excinfo.value)
+        assert "testsecret_" not in str(excinfo.value)
 
 
 class TestCompatibilityWithTheStripeSdk:
@@ -200,7 +200,7 @@ class TestCompatibilityWithTheStripeSdk:
         assert verify(PAYLOAD, header, [SECRET], now=NOW) == EVENT
 
     def test_sdk_rejects_a_wrong_secret_like_we_do(self):
-        header = sign(PAYLOAD, "whsec_someone_else")
+        header = sign(PAYLOAD, "testsecret_someone_else")
 
         with pytest.raises(stripe.SignatureVerificationError):
             stripe.WebhookSignature.verify_header(PAYLOAD, header, SECRET, tolerance=300)

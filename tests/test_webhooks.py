@@ -51,7 +51,9 @@ def test_rejected_deliveries_store_nothing(client, user, tamper):
         header = sign(raw, webhook_secrets()[0])
         changed = raw.replace(b'"amount": 1999', b'"amount": 1990')
         response = client.post(
-            "/webhooks/stripe/", data=changed, content_type="application/json",
+            "/webhooks/stripe/",
+            data=changed,
+            content_type="application/json",
             HTTP_STRIPE_SIGNATURE=header,
         )
     elif tamper == "too_old":
@@ -122,8 +124,11 @@ def test_success_before_the_pending_row_exists_still_grants_once(client, user):
 
 def test_failure_after_success_does_not_undo_it(client, user):
     intent = stripe_events.intent(user=user)
-    failed = {**intent, "status": "requires_payment_method",
-              "last_payment_error": {"message": "Your card was declined."}}
+    failed = {
+        **intent,
+        "status": "requires_payment_method",
+        "last_payment_error": {"message": "Your card was declined."},
+    }
     stripe_events.deliver(client, stripe_events.event("payment_intent.succeeded", intent))
     stripe_events.deliver(client, stripe_events.event("payment_intent.payment_failed", failed))
 
@@ -250,7 +255,9 @@ def test_package_purchase_adds_to_existing_credits_and_leaves_the_account_alone(
 
     intent = payment_services.get_gateway().retrieve_payment_intent(body["payment_intent_id"])
     assert intent["metadata"] == {
-        "purpose": "credit_package", "user_id": str(buyer.pk), "package": "pro",
+        "purpose": "credit_package",
+        "user_id": str(buyer.pk),
+        "package": "pro",
         "payment_id": str(Payment.objects.get().pk),
     }
     stripe_events.deliver(

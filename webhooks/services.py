@@ -96,9 +96,13 @@ def retry_failed(*, now: dt.datetime | None = None, limit: int = 100) -> int:
     """Re-run failed events whose backoff has passed, up to MAX_ATTEMPTS; return the count."""
     now = now or _now()
     retried = 0
-    due = WebhookEvent.objects.filter(
-        status=EventStatus.FAILED, next_attempt_at__lte=now, attempts__lt=MAX_ATTEMPTS
-    ).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    due = (
+        WebhookEvent.objects.filter(
+            status=EventStatus.FAILED, next_attempt_at__lte=now, attempts__lt=MAX_ATTEMPTS
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
     for pk in list(due):
         with transaction.atomic():
             stored = (

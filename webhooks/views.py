@@ -1,4 +1,3 @@
-
 import logging
 
 from django.http import JsonResponse
@@ -28,6 +27,3 @@ def stripe_webhook(request):
     if stored.status == EventStatus.FAILED:
         return JsonResponse({"status": "failed"}, status=500)
     return JsonResponse({"status": stored.status})
-
-
-
