@@ -66,6 +66,8 @@ class Payment(models.Model):
 class TestModeIntent(models.Model):
     """A PaymentIntent of the built-in test gateway (used when no Stripe key is set)."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     id = models.CharField(max_length=64, primary_key=True)
     client_secret = models.CharField(max_length=128)
     idempotency_key = models.CharField(max_length=255, unique=True)

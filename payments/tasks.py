@@ -19,3 +19,11 @@ def deliver_test_event(body: str) -> int:
     if status >= 300:
         raise DeliveryFailed(f"webhook answered {status}")
     return status
+
+
+@shared_task(name="payments.reconcile")
+def reconcile_payments() -> list[str]:
+    """Every 15 minutes: settle payments Stripe has decided but we have not heard of."""
+    from payments.services import reconcile
+
+    return reconcile()

@@ -25,6 +25,8 @@ def main() -> int:
                 "DJANGO_SETTINGS_MODULE", "soundstudio.settings.dev"
             ),
             "PYTHONUNBUFFERED": "1",
+            # Where the test gateway delivers its signed events (our own webhook).
+            "SITE_URL": os.environ.get("SITE_URL", f"http://127.0.0.1:{port}"),
         }
         manage = [sys.executable, str(ROOT / "manage.py")]
         for step in (

@@ -113,6 +113,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "expire-credits": {"task": "credits.expire_credits", "schedule": crontab(minute=7)},
     "ledger-audit": {"task": "credits.audit_ledger", "schedule": crontab(hour=3, minute=17)},
+    "retry-webhooks": {"task": "webhooks.retry_failed", "schedule": crontab(minute="*/5")},
+    "reconcile-payments": {"task": "payments.reconcile", "schedule": crontab(minute="*/15")},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
