@@ -1,4 +1,4 @@
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -18,3 +18,9 @@ def healthz(request):
     checks = {"database": check_database(), "redis": check_redis()}
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse(checks, status=200 if healthy else 503)
+
+
+@require_GET
+def ping(request):
+    """Liveness without touching any backing service (also the benchmarks' baseline)."""
+    return HttpResponse("ok", content_type="text/plain")

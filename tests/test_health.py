@@ -21,3 +21,10 @@ def test_healthz_503_naming_redis_when_redis_is_down(client, settings):
     body = response.json()
     assert body["database"] == "ok"
     assert body["redis"].startswith("error")
+
+
+def test_ping_answers_without_backing_services(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/ping")
+    assert response.status_code == 200
+    assert response.content == b"ok"
