@@ -37,6 +37,18 @@ class Gateway(Protocol):
 
     def checkout_url(self, intent: dict) -> str | None: ...
 
+    def create_subscription_checkout(
+        self, *, user_id: int, email: str, success_url: str, cancel_url: str, idempotency_key: str
+    ) -> dict: ...
+
+    def retrieve_subscription(self, subscription_id: str) -> dict: ...
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, *, cancel: bool, idempotency_key: str
+    ) -> dict: ...
+
+    def portal_url(self, *, customer_id: str, return_url: str) -> str | None: ...
+
 
 class StripeGateway:
     test_mode = False
@@ -77,6 +89,47 @@ class StripeGateway:
 
     def checkout_url(self, intent: dict) -> str | None:
         return None  # the page mounts Stripe's Payment Element instead
+
+    def create_subscription_checkout(
+        self, *, user_id: int, email: str, success_url: str, cancel_url: str, idempotency_key: str
+    ) -> dict:
+        from django.conf import settings
+
+        metadata = {"user_id": str(user_id)}
+        return self._call(
+            self.client.v1.checkout.sessions.create,
+            params={
+                "mode": "subscription",
+                "line_items": [{"price": settings.STRIPE_ESSENTIAL_PRICE_ID, "quantity": 1}],
+                "customer_email": email,
+                "client_reference_id": str(user_id),
+                "metadata": metadata,
+                "subscription_data": {"metadata": metadata},
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+
+    def retrieve_subscription(self, subscription_id: str) -> dict:
+        return self._call(self.client.v1.subscriptions.retrieve, subscription_id)
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, *, cancel: bool, idempotency_key: str
+    ) -> dict:
+        return self._call(
+            self.client.v1.subscriptions.update,
+            subscription_id,
+            params={"cancel_at_period_end": cancel},
+            options={"idempotency_key": idempotency_key},
+        )
+
+    def portal_url(self, *, customer_id: str, return_url: str) -> str | None:
+        session = self._call(
+            self.client.v1.billing_portal.sessions.create,
+            params={"customer": customer_id, "return_url": return_url},
+        )
+        return session.get("url")
 
 
 class TestGateway:
@@ -124,6 +177,28 @@ class TestGateway:
 
     def checkout_url(self, intent: dict) -> str | None:
         return reverse("test_checkout", kwargs={"intent_id": intent["id"]})
+
+    def create_subscription_checkout(
+        self, *, user_id: int, email: str, success_url: str, cancel_url: str, idempotency_key: str
+    ) -> dict:
+        from payments import testmode
+
+        return testmode.create_checkout(user_id=user_id, idempotency_key=idempotency_key)
+
+    def retrieve_subscription(self, subscription_id: str) -> dict:
+        from payments import testmode
+
+        return testmode.subscription_object(testmode.get_subscription(subscription_id))
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, *, cancel: bool, idempotency_key: str
+    ) -> dict:
+        from payments import testmode
+
+        return testmode.set_cancel_at_period_end(subscription_id, cancel=cancel)
+
+    def portal_url(self, *, customer_id: str, return_url: str) -> str | None:
+        return None  # test mode has no customer portal; the account page does it all
 
 
 @cache

@@ -82,3 +82,37 @@ class TestModeIntent(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class TestModeCheckout(models.Model):
+    """A Checkout Session of the built-in test gateway."""
+
+    __test__ = False
+
+    id = models.CharField(max_length=64, primary_key=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    metadata = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, default="open")
+    subscription_id = models.CharField(max_length=64, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class TestModeSubscription(models.Model):
+    """A Subscription of the built-in test gateway."""
+
+    __test__ = False
+
+    id = models.CharField(max_length=64, primary_key=True)
+    customer = models.CharField(max_length=64)
+    status = models.CharField(max_length=24, default="active")
+    metadata = models.JSONField(default=dict)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.id

@@ -177,3 +177,144 @@ def refund(intent_id: str, *, idempotency_key: str) -> dict:
         "charge": intent.charge_id,
         "status": "succeeded",
     }
+
+
+# --- Subscriptions (Checkout in subscription mode) -----------------------------------
+
+ESSENTIAL_AMOUNT_CENTS = 500
+
+
+def _add_month(moment):
+    """The same time one calendar month later (31 Jan -> 28/29 Feb)."""
+    import calendar
+
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def create_checkout(*, user_id: int, idempotency_key: str) -> dict:
+    from django.urls import reverse
+
+    from payments.models import TestModeCheckout
+
+    checkout, _ = TestModeCheckout.objects.get_or_create(
+        idempotency_key=idempotency_key,
+        defaults={"id": f"cs_test_{secrets.token_hex(12)}", "metadata": {"user_id": str(user_id)}},
+    )
+    return {
+        "id": checkout.id,
+        "object": "checkout.session",
+        "mode": "subscription",
+        "status": checkout.status,
+        "url": reverse("test_subscription_checkout", kwargs={"session_id": checkout.id}),
+        "metadata": checkout.metadata,
+    }
+
+
+def get_subscription(subscription_id: str):
+    from payments.models import TestModeSubscription
+
+    subscription = TestModeSubscription.objects.filter(pk=subscription_id).first()
+    if subscription is None:
+        raise GatewayError(f"No such subscription: {subscription_id}")
+    return subscription
+
+
+def subscription_object(sub) -> dict:
+    start, end = int(sub.current_period_start.timestamp()), int(sub.current_period_end.timestamp())
+    return {
+        "id": sub.id,
+        "object": "subscription",
+        "customer": sub.customer,
+        "status": sub.status,
+        "metadata": sub.metadata,
+        "cancel_at_period_end": sub.cancel_at_period_end,
+        "canceled_at": int(sub.canceled_at.timestamp()) if sub.canceled_at else None,
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "object": "subscription_item",
+                    "current_period_start": start,
+                    "current_period_end": end,
+                    "price": {"id": "price_test_essential", "unit_amount": ESSENTIAL_AMOUNT_CENTS},
+                }
+            ],
+        },
+        "livemode": False,
+    }
+
+
+def invoice_object(sub, *, billing_reason: str, paid: bool) -> dict:
+    return {
+        "id": f"in_test_{secrets.token_hex(12)}",
+        "object": "invoice",
+        "customer": sub.customer,
+        "subscription": sub.id,
+        "parent": {"subscription_details": {"subscription": sub.id, "metadata": sub.metadata}},
+        "billing_reason": billing_reason,
+        "status": "paid" if paid else "open",
+        "amount_paid": ESSENTIAL_AMOUNT_CENTS if paid else 0,
+        "livemode": False,
+    }
+
+
+def complete_checkout(session_id: str, card_number: str):
+    """Pay a test Checkout Session: on success create the subscription and emit
+    checkout.session.completed, customer.subscription.created and invoice.paid."""
+    from django.utils import timezone
+
+    from payments.models import TestModeCheckout, TestModeSubscription
+
+    card = CARDS_BY_NUMBER.get(card_number.replace(" ", ""))
+    if card is None:
+        raise ValueError("Use one of the test cards listed on this page.")
+    with transaction.atomic():
+        checkout = TestModeCheckout.objects.select_for_update().get(pk=session_id)
+        if checkout.status == "complete":
+            return checkout
+        if card.decline_code:
+            raise ValueError(card.message)
+        now = timezone.now()
+        sub = TestModeSubscription.objects.create(
+            id=f"sub_test_{secrets.token_hex(12)}",
+            customer=f"cus_test_{secrets.token_hex(8)}",
+            metadata=checkout.metadata,
+            current_period_start=now,
+            current_period_end=_add_month(now),
+        )
+        checkout.status = "complete"
+        checkout.subscription_id = sub.id
+        checkout.save(update_fields=["status", "subscription_id"])
+        emit(
+            "checkout.session.completed",
+            {
+                "id": checkout.id,
+                "object": "checkout.session",
+                "mode": "subscription",
+                "status": "complete",
+                "payment_status": "paid",
+                "subscription": sub.id,
+                "customer": sub.customer,
+                "client_reference_id": checkout.metadata.get("user_id"),
+                "metadata": checkout.metadata,
+            },
+        )
+        emit("customer.subscription.created", subscription_object(sub))
+        emit("invoice.paid", invoice_object(sub, billing_reason="subscription_create", paid=True))
+    return checkout
+
+
+def set_cancel_at_period_end(subscription_id: str, *, cancel: bool) -> dict:
+    from payments.models import TestModeSubscription
+
+    with transaction.atomic():
+        sub = TestModeSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+        if sub is None or sub.status == "canceled":
+            raise GatewayError("This subscription can no longer be changed.")
+        if sub.cancel_at_period_end != cancel:
+            sub.cancel_at_period_end = cancel
+            sub.save(update_fields=["cancel_at_period_end"])
+            emit("customer.subscription.updated", subscription_object(sub))
+    return subscription_object(sub)

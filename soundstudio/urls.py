@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("credits.urls")),
     path("", include("payments.urls")),
     path("", include("webhooks.urls")),
+    path("", include("subscriptions.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,14 +1,61 @@
-"""Reads of the Essential subscription."""
+"""Reads of the Essential subscription and the allowance."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from subscriptions.models import BENEFIT_STATUSES, LIVE_STATUSES, AllowancePeriod, Subscription
 
 
-def allowance_remaining(user) -> int:
-    """Track generations left this month from the Essential allowance.
+def _now() -> dt.datetime:
+    return timezone.now()
 
-    Users have no subscription until the Essential subscription exists, so none.
-    """
-    return 0
+
+def current_subscription(user) -> Subscription | None:
+    """The user's live subscription, else the most recent one."""
+    subscriptions = Subscription.objects.filter(user=user)
+    return (
+        subscriptions.filter(status__in=LIVE_STATUSES).order_by("-created_at").first()
+        or subscriptions.order_by("-created_at").first()
+    )
 
 
 def has_active_subscription(user) -> bool:
-    """Whether the user's Essential subscription is active. None exist yet."""
-    return False
+    return Subscription.objects.filter(user=user, status__in=BENEFIT_STATUSES).exists()
+
+
+def allowance_remaining(user) -> int:
+    """Track generations left this month from the Essential allowance (0 without one)."""
+    if not has_active_subscription(user):
+        return 0
+    month = _now().astimezone(dt.UTC).date().replace(day=1)
+    period = AllowancePeriod.objects.filter(user=user, month=month).first()
+    return period.remaining if period else settings.ESSENTIAL_MONTHLY_GENERATIONS
+
+
+def allowance_used(user) -> int:
+    month = _now().astimezone(dt.UTC).date().replace(day=1)
+    period = AllowancePeriod.objects.filter(user=user, month=month).first()
+    return period.used if period else 0
+
+
+@dataclass(frozen=True)
+class CommercialTerms:
+    plan: str
+    terms_version: str
+
+
+def commercial_rights(user) -> CommercialTerms | None:
+    """The terms under which the user's work currently has commercial rights, if any."""
+    subscription = (
+        Subscription.objects.filter(user=user, status__in=BENEFIT_STATUSES)
+        .order_by("-created_at")
+        .first()
+    )
+    if subscription is None:
+        return None
+    return CommercialTerms(subscription.plan, subscription.terms_version)

@@ -102,3 +102,37 @@ def test_admin_refund_voids_the_unused_remainder_and_records_the_shortfall(
     assert payment.refunded_cents == 1999
     assert payment.refund_shortfall_credits == 12
     assert balance(buyer) == 5  # the gift stays; spent credits are not clawed back
+
+
+def test_subscribing_through_the_test_checkout_then_cancel_and_resume(client, buyer, settings):
+    from subscriptions.models import Subscription
+
+    client.force_login(buyer)
+    assert b"$5 a month" in client.get("/subscribe/").content
+    response = client.post("/subscribe/")
+    assert response.status_code == 302
+    checkout_url = response["Location"]
+    assert checkout_url.startswith("/subscribe/test-checkout/cs_test_")
+
+    declined = client.post(checkout_url, {"card_number": "4000000000000002"})
+    assert b"declined" in declined.content
+    assert not Subscription.objects.exists()
+
+    response = client.post(checkout_url, {"card_number": "4242424242424242"})
+    assert response["Location"] == "/account/subscription/?welcome=1"
+    subscription = Subscription.objects.get(user=buyer)
+    assert subscription.status == "active"
+    page = client.get("/account/subscription/").content.decode()
+    assert "5 <small" in page and "Cancel at the end of the period" in page
+
+    client.post("/account/subscription/cancel")
+    subscription.refresh_from_db()
+    assert subscription.status == "active" and subscription.cancel_at_period_end
+    assert "Resume Essential" in client.get("/account/subscription/").content.decode()
+
+    client.post("/account/subscription/resume")
+    subscription.refresh_from_db()
+    assert not subscription.cancel_at_period_end
+    # The bought subscription unlocks packages.
+    settings.CREDITS_REQUIRE_SUBSCRIPTION = True
+    assert client.post("/api/credits/packages/starter/purchase").status_code == 200

@@ -8,6 +8,12 @@ HANDLERS: dict[str, str] = {
     "payment_intent.succeeded": "payments.handlers.payment_intent_succeeded",
     "payment_intent.payment_failed": "payments.handlers.payment_intent_payment_failed",
     "charge.refunded": "payments.handlers.charge_refunded",
+    "checkout.session.completed": "subscriptions.handlers.checkout_session_completed",
+    "customer.subscription.created": "subscriptions.handlers.subscription_changed",
+    "customer.subscription.updated": "subscriptions.handlers.subscription_changed",
+    "customer.subscription.deleted": "subscriptions.handlers.subscription_changed",
+    "invoice.paid": "subscriptions.handlers.invoice_changed",
+    "invoice.payment_failed": "subscriptions.handlers.invoice_changed",
 }
 
 

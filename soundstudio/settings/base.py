@@ -114,6 +114,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-credits": {"task": "credits.expire_credits", "schedule": crontab(minute=7)},
     "ledger-audit": {"task": "credits.audit_ledger", "schedule": crontab(hour=3, minute=17)},
     "retry-webhooks": {"task": "webhooks.retry_failed", "schedule": crontab(minute="*/5")},
+    "monthly-allowance-reset": {
+        "task": "subscriptions.open_month",
+        "schedule": crontab(minute=0, hour=0, day_of_month=1),
+    },
     "reconcile-payments": {"task": "payments.reconcile", "schedule": crontab(minute="*/15")},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
@@ -144,3 +148,8 @@ LOGGING = {
     },
 }
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+# Essential subscription (DESIGN.md section 1).
+STRIPE_ESSENTIAL_PRICE_ID = env("STRIPE_ESSENTIAL_PRICE_ID", default="")
+ESSENTIAL_MONTHLY_GENERATIONS = 5
+ESSENTIAL_TERMS_VERSION = env("ESSENTIAL_TERMS_VERSION", default="2026-11")
