@@ -9,6 +9,7 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import register_user
+from credits.services import grant_signup_gift
 
 ADMIN_EMAIL = "admin@soundstudio.test"
 DEMO_PASSWORD = "listen-to-the-demo"  # noqa: S105 - demo fans/artists on a local machine only
@@ -29,8 +30,10 @@ class Command(BaseCommand):
             if not User.objects.filter(email=ADMIN_EMAIL).exists():
                 User.objects.create_superuser(email=ADMIN_EMAIL, password=password)
             for email, name in DEMO_ARTISTS:
-                if not User.objects.filter(email=email).exists():
-                    register_user(email=email, password=DEMO_PASSWORD, display_name=name)
+                user = User.objects.filter(email=email).first()
+                if user is None:
+                    user = register_user(email=email, password=DEMO_PASSWORD, display_name=name)
+                grant_signup_gift(user=user)  # idempotent: accounts from older data get it too
         self.stdout.write(
             self.style.SUCCESS(
                 f"Admin login: {ADMIN_EMAIL} / {password}   "
