@@ -82,18 +82,18 @@ def clap(kit: KitSettings, rng: np.random.Generator, sr: int) -> np.ndarray:
 
 def hat(kit: KitSettings, rng: np.random.Generator, sr: int, decay: float) -> np.ndarray:
     t = _t(decay * 6, sr)
-    noise = _highpass(rng.standard_normal(t.size).astype(DTYPE), 2)
+    noise = _highpass(rng.standard_normal(t.size).astype(DTYPE))
     metal = sum(
         np.sign(np.sin(2 * np.pi * f * t)) for f in (3140.0, 4570.0, 6220.0, 7890.0)
     ).astype(DTYPE)
     out = (noise + 0.15 * _highpass(metal)) * np.exp(-t / decay)
-    out = _smooth(out, max(1, round(1.5 / kit.brightness)))
+    out = _smooth(out, max(2, round(2 / kit.brightness)))
     return _normalise(out)
 
 
 def cymbal(rng: np.random.Generator, sr: int, decay: float, ping: float) -> np.ndarray:
     t = _t(decay * 4, sr)
-    noise = _highpass(rng.standard_normal(t.size).astype(DTYPE), 2)
+    noise = _smooth(_highpass(rng.standard_normal(t.size).astype(DTYPE)), 2)
     bell = sum(np.sin(2 * np.pi * f * t) for f in (510.0, 775.0, 1208.0, 2530.0, 3960.0))
     out = (noise + ping * bell.astype(DTYPE)) * np.exp(-t / decay)
     return _normalise(out)
@@ -110,13 +110,14 @@ def build_kit(
     kit: KitSettings, rng: np.random.Generator, sr: int = SAMPLE_RATE
 ) -> dict[str, np.ndarray]:
     """All drum sounds for one track, as float32 arrays with peak 1."""
+    # Levels relative to the kick: metal is loud to the ear at low amplitude.
     return {
         "kick": kick(kit, rng, sr),
-        "snare": snare(kit, rng, sr),
-        "clap": clap(kit, rng, sr),
-        "hat": hat(kit, rng, sr, kit.hat_decay),
-        "open_hat": hat(kit, rng, sr, kit.hat_decay * 7),
-        "ride": cymbal(rng, sr, 0.5, 0.25),
-        "crash": cymbal(rng, sr, 0.9, 0.08),
-        "brush": brush(rng, sr),
+        "snare": snare(kit, rng, sr) * DTYPE(0.8),
+        "clap": clap(kit, rng, sr) * DTYPE(0.7),
+        "hat": hat(kit, rng, sr, kit.hat_decay) * DTYPE(0.4),
+        "open_hat": hat(kit, rng, sr, kit.hat_decay * 7) * DTYPE(0.3),
+        "ride": cymbal(rng, sr, 0.35, 0.5) * DTYPE(0.3),
+        "crash": cymbal(rng, sr, 0.9, 0.08) * DTYPE(0.45),
+        "brush": brush(rng, sr) * DTYPE(0.5),
     }

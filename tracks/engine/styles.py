@@ -251,7 +251,7 @@ STYLES: dict[str, Style] = {
         scales=("major", "minor"),
         reverb=0.2,
         sidechain=0.6,
-        levels={"drums": 0.9, "bass": 0.65, "harmony": 0.35, "lead": 0.3, "arp": 0.3},
+        levels={"drums": 0.9, "bass": 0.85, "harmony": 0.35, "lead": 0.3, "arp": 0.5},
     ),
     "hiphop": Style(
         tempo=(85, 95),
@@ -280,7 +280,7 @@ STYLES: dict[str, Style] = {
         sevenths=True,
         scales=("dorian", "minor"),
         reverb=0.12,
-        levels={"drums": 0.95, "bass": 0.75, "harmony": 0.4, "lead": 0.3},
+        levels={"drums": 0.95, "bass": 0.45, "harmony": 0.45, "lead": 0.35},
     ),
     "ambient": Style(
         tempo=(60, 76),
@@ -295,7 +295,7 @@ STYLES: dict[str, Style] = {
         melody_density=0.12,
         scales=("major", "minor"),
         reverb=0.45,
-        levels={"bass": 0.45, "harmony": 0.6, "lead": 0.3},
+        levels={"bass": 0.3, "harmony": 0.6, "lead": 0.35},
     ),
     "jazz": Style(
         tempo=(100, 160),
@@ -323,7 +323,7 @@ STYLES: dict[str, Style] = {
         sevenths=True,
         scales=("major", "dorian"),
         reverb=0.18,
-        levels={"drums": 0.55, "bass": 0.75, "harmony": 0.45, "lead": 0.45},
+        levels={"drums": 0.9, "bass": 0.75, "harmony": 0.45, "lead": 0.45},
     ),
     "lofi": Style(
         tempo=(70, 88),

@@ -78,7 +78,9 @@ def tone(freq: float, n: int, gate: int, timbre: Timbre, sr: int = SAMPLE_RATE) 
 
 def _partials(freq: float, n: int, timbre: Timbre, sr: int) -> np.ndarray:
     t = np.arange(n, dtype=np.float64) / sr
-    theta = (2.0 * np.pi * freq * t).astype(DTYPE)
+    # Wrap the phase in float64 before going to float32: a float32 phase of thousands of
+    # radians is only accurate to ~1e-3, which is audible as hiss on long notes.
+    theta = ((freq * t) % 1.0).astype(DTYPE) * DTYPE(2.0 * np.pi)
     # sin(k*theta) by the Chebyshev recurrence: one multiply-add per partial instead of
     # a sin() call, which is the dominant cost otherwise.
     s_prev = np.zeros(n, dtype=DTYPE)
