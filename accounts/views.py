@@ -2,11 +2,10 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts import selectors, services
+from accounts import services
 from accounts.forms import DUPLICATE_EMAIL, ProfileForm, SignUpForm
 
 
@@ -48,10 +47,3 @@ def profile(request):
             messages.success(request, "Profile saved.")
             return redirect("profile")
     return render(request, "accounts/profile.html", {"form": form})
-
-
-def artist_detail(request, slug: str):
-    artist = selectors.artist_by_slug(slug)
-    if artist is None:
-        raise Http404("No such artist.")
-    return render(request, "accounts/artist_detail.html", {"artist": artist})

@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts import views as account_views
 from core import views as core_views
 
 urlpatterns = [
@@ -9,7 +8,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("ping", core_views.ping, name="ping"),
     path("accounts/", include("accounts.urls")),
-    path("artists/<slug:slug>/", account_views.artist_detail, name="artist_detail"),
+    path("", include("tracks.urls")),
     path("", include("credits.urls")),
     path("", include("payments.urls")),
     path("", include("webhooks.urls")),

@@ -93,7 +93,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Track audio. Any Django storage works, e.g. S3-compatible with django-storages:
+    # MEDIA_STORAGE_BACKEND=storages.backends.s3.S3Storage (plus its AWS_* settings).
+    "default": {
+        "BACKEND": env(
+            "MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        )
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
@@ -153,3 +159,4 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 STRIPE_ESSENTIAL_PRICE_ID = env("STRIPE_ESSENTIAL_PRICE_ID", default="")
 ESSENTIAL_MONTHLY_GENERATIONS = 5
 ESSENTIAL_TERMS_VERSION = env("ESSENTIAL_TERMS_VERSION", default="2026-11")
+TRACKS_ENGINE = env("TRACKS_ENGINE", default="tracks.engine.procedural.ProceduralEngine")

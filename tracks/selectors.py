@@ -1,0 +1,55 @@
+from django.db.models import QuerySet
+
+from subscriptions.selectors import commercial_rights
+from tracks.models import Track, TrackStatus
+
+LIST_FIELDS = (
+    "id",
+    "title",
+    "genre",
+    "mood",
+    "duration_seconds",
+    "length_seconds",
+    "price_credits",
+    "for_sale",
+    "published_at",
+    "creator_id",
+    "status",
+    "waveform",
+)
+
+
+def studio_tracks(user) -> QuerySet[Track]:
+    return Track.objects.filter(creator=user).order_by("-created_at")
+
+
+def published_tracks(artist) -> QuerySet[Track]:
+    """An artist's published tracks, newest first (one query per page)."""
+    return (
+        Track.objects.filter(creator=artist, is_published=True, status=TrackStatus.READY)
+        .only(*LIST_FIELDS)
+        .order_by("-published_at", "-id")
+    )
+
+
+def visible_track(user, track_id: int) -> Track | None:
+    """A track the user may see: published, or their own."""
+    track = Track.objects.select_related("creator").filter(pk=track_id).first()
+    if track is None:
+        return None
+    if track.is_published or (user.is_authenticated and track.creator_id == user.pk):
+        return track
+    return None
+
+
+def can_download_full(user, track: Track) -> bool:
+    """Only the creator may download the full file (buyers too, once fans can buy)."""
+    return user.is_authenticated and track.creator_id == user.pk
+
+
+def rights_status(track: Track) -> str:
+    """DESIGN.md: rights hold while the creator's subscription is active; a track made
+    without one never gains them."""
+    if not track.had_rights_when_made:
+        return "none"
+    return "active" if commercial_rights(track.creator) is not None else "lapsed"

@@ -1,0 +1,219 @@
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.selectors import artist_by_slug
+from core.api import api_error, api_login_required
+from credits.exceptions import InsufficientCredits
+from credits.selectors import balance
+from subscriptions.selectors import allowance_remaining
+from tracks import selectors, services
+from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
+from tracks.forms import GenerateTrackForm, PriceForm
+from tracks.models import Track, TrackStatus
+
+ARTIST_PAGE_SIZE = 20
+
+
+def track_json(track: Track, user) -> dict:
+    data = {
+        "id": track.pk,
+        "status": track.status,
+        "progress": track.progress,
+        "title": track.title,
+        "genre": track.genre,
+        "mood": track.mood,
+        "duration_seconds": track.duration_seconds,
+        "length_seconds": track.length_seconds,
+        "error": track.error,
+        "is_published": track.is_published,
+        "price_credits": track.price_credits,
+        "for_sale": track.for_sale,
+        "url": track.get_absolute_url(),
+    }
+    if track.status == TrackStatus.READY:
+        data["preview_url"] = reverse("track_preview", kwargs={"track_id": track.pk})
+        data["waveform_url"] = reverse("track_waveform", kwargs={"track_id": track.pk})
+        if selectors.can_download_full(user, track):
+            data["audio_url"] = reverse("track_download", kwargs={"track_id": track.pk})
+    if user.is_authenticated and track.creator_id == user.pk:
+        data["charge"] = track.charge_kind
+        data["charge_returned"] = track.charge_returned_at is not None
+    return data
+
+
+@api_login_required
+@require_POST
+def generate_api(request):
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return api_error("invalid_json", "The request body must be a JSON object.")
+    if not isinstance(body, dict):
+        return api_error("invalid_json", "The request body must be a JSON object.")
+    form = GenerateTrackForm(body)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return api_error("invalid", f"{field}: {errors[0]}", field=field)
+    try:
+        track = services.request_generation(creator=request.user, **form.cleaned_data)
+    except InsufficientCredits:
+        return api_error(
+            "insufficient_credits",
+            "You have no generations or credits left. Buy credits to keep creating.",
+            status=402,
+            buy_url=reverse("credits"),
+        )
+    return JsonResponse({"track_id": track.pk, "status": track.status}, status=202)
+
+
+@require_GET
+def track_api(request, track_id: int):
+    track = selectors.visible_track(request.user, track_id)
+    if track is None:
+        return api_error("not_found", "No such track.", status=404)
+    return JsonResponse(track_json(track, request.user))
+
+
+@login_required
+@require_GET
+def studio(request):
+    return render(
+        request,
+        "tracks/studio.html",
+        {
+            "tracks": selectors.studio_tracks(request.user),
+            "genres": GENRE_CHOICES,
+            "moods": MOOD_CHOICES,
+            "max_duration": MAX_DURATION_SECONDS,
+            "balance": balance(request.user),
+            "allowance_remaining": allowance_remaining(request.user),
+        },
+    )
+
+
+def _own_track(request, track_id: int) -> Track:
+    return get_object_or_404(Track, pk=track_id, creator=request.user)
+
+
+@login_required
+@require_POST
+def publish(request, track_id: int):
+    track = _own_track(request, track_id)
+    wanted = request.POST.get("published") == "1"
+    try:
+        services.publish(track=track, published=wanted)
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"\u201c{track.title}\u201d is {'published' if wanted else 'unpublished'}."
+        )
+    return redirect("studio")
+
+
+@login_required
+@require_POST
+def price(request, track_id: int):
+    track = _own_track(request, track_id)
+    form = PriceForm(request.POST)
+    if form.is_valid():
+        services.set_price(
+            track=track,
+            price_credits=form.cleaned_data["price_credits"],
+            for_sale=form.cleaned_data["for_sale"],
+        )
+        messages.success(request, f"Saved the price of \u201c{track.title}\u201d.")
+    else:
+        messages.error(request, "The price must be a whole number of credits, at least 1.")
+    return redirect("studio")
+
+
+@login_required
+@require_POST
+def delete(request, track_id: int):
+    track = _own_track(request, track_id)
+    try:
+        services.delete_track(track=track)
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Deleted \u201c{track.title}\u201d.")
+    return redirect("studio")
+
+
+@require_GET
+def artist_page(request, slug: str):
+    artist = artist_by_slug(slug)
+    if artist is None:
+        raise Http404("No such artist.")
+    page = Paginator(selectors.published_tracks(artist), ARTIST_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "tracks/artist.html", {"artist": artist, "page": page})
+
+
+@require_GET
+def track_detail(request, track_id: int):
+    track = selectors.visible_track(request.user, track_id)
+    if track is None:
+        raise Http404("No such track.")
+    return render(
+        request,
+        "tracks/track.html",
+        {
+            "track": track,
+            "rights": selectors.rights_status(track),
+            "can_download": selectors.can_download_full(request.user, track),
+            "is_owner": request.user.is_authenticated and request.user.pk == track.creator_id,
+        },
+    )
+
+
+def _serve(file, *, content_type: str, download_name: str | None = None):
+    if not file:
+        raise Http404("Not generated yet.")
+    response = FileResponse(
+        file.open("rb"),
+        content_type=content_type,
+        as_attachment=download_name is not None,
+        filename=download_name,
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+def preview(request, track_id: int):
+    track = selectors.visible_track(request.user, track_id)
+    if track is None:
+        raise Http404
+    return _serve(track.preview, content_type="audio/mpeg")
+
+
+@require_GET
+def waveform(request, track_id: int):
+    track = selectors.visible_track(request.user, track_id)
+    if track is None:
+        raise Http404
+    return _serve(track.waveform, content_type="image/svg+xml")
+
+
+@require_GET
+def download(request, track_id: int):
+    """The full audio: checked on every request, never a public file URL."""
+    track = selectors.visible_track(request.user, track_id)
+    if track is None:
+        raise Http404
+    if not selectors.can_download_full(request.user, track):
+        return render(request, "tracks/no_download.html", {"track": track}, status=403)
+    extension = track.audio.name.rsplit(".", 1)[-1] if track.audio else "mp3"
+    return _serve(
+        track.audio, content_type="audio/mpeg", download_name=f"{track.title}.{extension}"
+    )
