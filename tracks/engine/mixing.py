@@ -12,7 +12,7 @@ from .drums import build_kit
 from .synth import DTYPE, SAMPLE_RATE, Timbre, place, render_notes
 
 TARGET_RMS = 0.17
-PEAK = 0.89
+PEAK = 0.84
 """Headroom below full scale: MP3 encoding overshoots sample peaks by a few percent."""
 
 
