@@ -27,6 +27,7 @@ def main() -> None:
     engine = get_engine(args.engine)
     # Warm-up: first calls pay for imports and libsndfile initialisation.
     engine.generate(TrackSpec("warm-up", "warm-up", "pop", "neutral", 2, 0))
+    worst = 0.0
     for genre in args.genres:
         spec = TrackSpec(
             "bench", "a walk through the city at night", genre, "neutral", args.seconds, 7
@@ -41,6 +42,11 @@ def main() -> None:
             f"({per_minute:.2f} s CPU per minute of audio; {track.tempo_bpm} bpm, "
             f"{track.key}, {len(track.audio) // 1024} KiB {track.audio_extension})"
         )
+        worst = max(worst, per_minute)
+    print(
+        f"engine: worst {worst:.2f} s CPU per minute of audio = {60 / worst:.1f}x real time "
+        f"(target: at most 3.00 s, 20x)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,16 @@
 """Track generation engines, free of Django so they run in workers, scripts and tests.
 
 The app picks one with a dotted path (the ``TRACKS_ENGINE`` setting) through
-``get_engine``; ``ProceduralEngine`` is the default.
+``get_engine``; ``ProceduralEngine`` is the default::
+
+    engine = get_engine(settings.TRACKS_ENGINE)
+    spec = TrackSpec(title, prompt, genre, mood, duration_seconds=90, seed=1234)
+    track = engine.generate(spec, progress=lambda done: task.update_state(meta={"p": done}))
+    # track.audio (MP3 bytes), track.preview (30 s MP3), track.waveform (SVG bytes),
+    # track.duration_seconds, track.tempo_bpm, track.key
+
+``TrackSpec`` raises ``ValueError`` for a duration outside 1..180 s; unknown genres
+and moods fall back to ``DEFAULT_GENRE`` and ``NEUTRAL_MOOD``.
 """
 
 from __future__ import annotations

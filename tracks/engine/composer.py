@@ -161,13 +161,13 @@ def _plan_sections(
         outro = 2 if n_bars >= 16 else 0
         plan.append(("intro", intro))
         middle = n_bars - intro - outro
-        cycle = ("verse", "chorus", "verse", "chorus", "bridge", "chorus", "chorus")
+        # A pop form; past its end (long, fast tracks) verses and choruses alternate.
+        form = ("verse", "chorus", "verse", "chorus", "bridge", "chorus", "chorus")
         i = 0
         while middle > 0:
             bars = min(block, middle)
-            plan.append(
-                (cycle[i % len(cycle)] if i < len(cycle) else ("verse", "chorus")[i % 2], bars)
-            )
+            kind = form[i] if i < len(form) else ("verse", "chorus")[i % 2]
+            plan.append((kind, bars))
             middle -= bars
             i += 1
         if outro:
@@ -284,11 +284,11 @@ def _bass(score: Score, grid: Grid, rng: np.random.Generator) -> list[Note]:
         root = key.degree_to_midi(degree, base)
         fifth = key.degree_to_midi(degree + 4, base)
         third = key.degree_to_midi(degree + 2, base)
-        next_root = (
-            key.degree_to_midi(bars[n + 1][0].chords[bars[n + 1][2]], base)
-            if (n + 1 < len(bars))
-            else root
-        )
+        if n + 1 < len(bars):
+            next_section, _, next_i = bars[n + 1]
+            next_root = key.degree_to_midi(next_section.chords[next_i], base)
+        else:
+            next_root = root
         kind = "drone" if section.kind == "outro" else style.bass
         events: list[tuple[float, float, int, float]]  # step, length, midi, velocity
         if kind == "drone":
@@ -458,14 +458,18 @@ def _make_motif(rng: np.random.Generator, density: float, lift: int) -> Motif:
     if len(rhythm) < 2:
         rhythm.append((8, 4))
         rhythm.sort()
-    degree = int(rng.choice([0, 2, 4])) + lift
+    # Follow a phrase shape (an arch, a fall, a rise or a dip) with a little randomness,
+    # so that melodies move purposefully rather than wander around one note.
+    start = int(rng.choice([0, 2, 4])) + lift
+    span = int(rng.integers(2, 5))
+    shape = int(rng.integers(4))
+    last = max(len(rhythm) - 1, 1)
     notes = []
-    for step, length in rhythm:
-        notes.append((step, length, degree))
-        move = int(
-            rng.choice([-2, -1, 0, 1, 2, 3, -3], p=[0.15, 0.25, 0.1, 0.25, 0.12, 0.07, 0.06])
-        )
-        degree = int(np.clip(degree + move, -3 + lift, 8 + lift))
+    for j, (step, length) in enumerate(rhythm):
+        x = j / last
+        contour = (np.sin(np.pi * x), -x, x, -np.sin(np.pi * x))[shape]
+        degree = start + round(span * contour) + int(rng.choice([-1, 0, 0, 1]))
+        notes.append((step, length, int(np.clip(degree, -3 + lift, 7 + lift))))
     return Motif(tuple(notes))
 
 
@@ -490,7 +494,7 @@ def _melody(score: Score, grid: Grid, rng: np.random.Generator) -> list[Note]:
     style, profile, key = score.style, score.profile, score.key
     density = style.melody_density * (0.6 + 0.8 * profile.energy)
     register = style.lead_octave + (
-        5 if profile.brightness > 0.7 else -5 if profile.brightness < 0.3 else 0
+        3 if profile.brightness > 0.7 else -4 if profile.brightness < 0.3 else 0
     )
     base = _octave_base(register, key.tonic)
     motifs: dict[str, tuple[Motif, Motif]] = {}

@@ -12,19 +12,27 @@ from .drums import build_kit
 from .synth import DTYPE, SAMPLE_RATE, Timbre, place, render_notes
 
 TARGET_RMS = 0.17
-PEAK = 0.89
+PEAK = 0.84
 """Headroom below full scale: MP3 encoding overshoots sample peaks by a few percent."""
 
 
 def moving_average(x: np.ndarray, width: int) -> np.ndarray:
-    """Lowpass by a centred running mean, in O(n) whatever the width."""
+    """Lowpass by a running mean of ``width`` samples (small widths: a sum of shifted
+    copies, which needs no float64 cumulative sum over the whole track)."""
     if width <= 1:
         return x
-    c = np.cumsum(x, dtype=np.float64)
-    c = np.concatenate(([0.0] * width, c))
-    out = (c[width:] - c[:-width]) / width
+    out = np.zeros_like(x)
+    n = x.size
     shift = width // 2
-    return np.concatenate((out[shift:], np.full(shift, out[-1]))).astype(DTYPE)
+    # out[i] = mean of x[i - shift : i - shift + width], zero-padded at the ends.
+    for k in range(width):
+        offset = k - shift
+        if offset >= 0:
+            out[: n - offset] += x[offset:]
+        else:
+            out[-offset:] += x[: n + offset]
+    out *= DTYPE(1.0 / width)
+    return out
 
 
 def reverb(x: np.ndarray, room: float, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -47,13 +55,21 @@ def reverb(x: np.ndarray, room: float, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 def sidechain_gain(n: int, beat_seconds: float, depth: float, sr: int = SAMPLE_RATE) -> np.ndarray:
     """The pumping of a compressor keyed by a four-on-the-floor kick."""
-    phase = (np.arange(n, dtype=np.float64) / sr) % beat_seconds
-    return (1.0 - depth * np.exp(-phase / 0.09)).astype(DTYPE)
+    beat = beat_seconds * sr
+    length = int(np.ceil(beat)) + 1
+    one_beat = (1.0 - depth * np.exp(-np.arange(length) / (0.09 * sr))).astype(DTYPE)
+    gain = np.empty(n, dtype=DTYPE)
+    # Paste one beat's curve at each (rounded) beat so that the timing never drifts.
+    for k in range(int(np.ceil(n / beat))):
+        start = int(round(k * beat))
+        end = min(int(round((k + 1) * beat)), n)
+        gain[start:end] = one_beat[: end - start]
+    return gain
 
 
 def vinyl(n: int, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Lo-fi surface noise: a quiet hiss plus sparse crackles."""
-    hiss = moving_average(rng.standard_normal(n).astype(DTYPE), 8) * DTYPE(0.01)
+    hiss = moving_average(rng.standard_normal(n, dtype=DTYPE), 8) * DTYPE(0.01)
     clicks = np.zeros(n, dtype=DTYPE)
     count = int(n / sr * 6)
     where = rng.integers(0, n, size=count)
@@ -77,14 +93,18 @@ def render_mix(
         if progress:
             progress(fraction)
 
-    drums = np.zeros(n, dtype=DTYPE)
+    # Buses are added into the mix (and the reverb send) as soon as they are rendered,
+    # so that a three-minute track holds a handful of buffers, not one per instrument.
+    mix = np.zeros(n, dtype=DTYPE)
     if score.hits:
         kit = build_kit(style.kit, rng, sr)
         for hit in score.hits:
-            place(drums, kit[hit.drum], int(round(hit.start * sr)), hit.velocity)
+            place(mix, kit[hit.drum], int(round(hit.start * sr)), hit.velocity)
+        mix *= DTYPE(levels.get("drums", 0.8))
     report(0.2)
 
-    buses: dict[str, np.ndarray] = {}
+    pump = sidechain_gain(n, score.beat_seconds, style.sidechain, sr) if style.sidechain else None
+    send = np.zeros(n, dtype=DTYPE) if style.reverb else None
     timbres: dict[str, Timbre | None] = {
         "bass": style.bass_timbre,
         "harmony": style.harmony_timbre,
@@ -95,26 +115,27 @@ def render_mix(
     for i, (part, timbre) in enumerate(timbres.items()):
         notes = score.parts.get(part) or []
         if timbre is not None and notes:
-            buses[part] = render_notes(notes, _brighten(timbre, brightness), n, sr)
+            bus = render_notes(notes, _brighten(timbre, brightness), n, sr)
+            bus *= DTYPE(levels.get(part, 0.5))
+            if pump is not None and part != "lead":
+                bus *= pump
+            mix += bus
+            if send is not None and part != "bass":
+                send += bus
+            del bus
         report(0.2 + 0.6 * (i + 1) / len(timbres))
+    del pump
 
-    mix = drums * DTYPE(levels.get("drums", 0.8))
-    if style.sidechain:
-        pump = sidechain_gain(n, score.beat_seconds, style.sidechain, sr)
-        for part in ("bass", "harmony", "pad", "arp"):
-            if part in buses:
-                buses[part] *= pump
-    send = np.zeros(n, dtype=DTYPE)
-    for part, buf in buses.items():
-        buf *= DTYPE(levels.get(part, 0.5))
-        mix += buf
-        if part != "bass":
-            send += buf
-    if style.reverb:
+    if send is not None:
         room = 1.0 if score.genre == "ambient" else 0.3
-        mix += reverb(send, room, sr) * DTYPE(style.reverb * 4)
+        wet = reverb(send, room, sr)
+        del send
+        wet *= DTYPE(style.reverb * 4)
+        mix += wet
+        del wet
     if style.lofi:
-        mix = moving_average(mix, 4) + vinyl(n, rng, sr)
+        mix = moving_average(mix, 4)
+        mix += vinyl(n, rng, sr)
     report(0.9)
     mix = _master(mix, sr)
     report(1.0)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from .base import Engine, GeneratedTrack, ProgressCallback, TrackSpec, validate_duration
+from .choices import normalize_genre, normalize_mood
 from .composer import Score, compose
 from .encoding import FORMATS, encode, preview_clip
 from .mixing import render_mix
@@ -16,10 +17,16 @@ from .waveform import waveform_svg
 
 
 def spec_entropy(spec: TrackSpec) -> int:
-    """A stable 256-bit seed from what shapes the music (not the title). hashlib rather
+    """A stable 256-bit seed from what shapes the music: the prompt (case and spacing
+    ignored), the effective genre and mood, and the seed; not the title. hashlib rather
     than hash(), whose value changes between processes."""
     payload = json.dumps(
-        [spec.prompt.strip(), spec.genre.strip().lower(), spec.mood.strip().lower(), spec.seed],
+        [
+            " ".join(spec.prompt.lower().split()),
+            normalize_genre(spec.genre),
+            normalize_mood(spec.mood),
+            spec.seed,
+        ],
         ensure_ascii=True,
     )
     return int.from_bytes(hashlib.sha256(payload.encode("ascii")).digest(), "big")

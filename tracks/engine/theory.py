@@ -15,8 +15,13 @@ SCALES: dict[str, tuple[int, ...]] = {
 }
 
 # Which of "major"/"minor" a scale sounds like, for the key's display name.
-_QUALITY = {"major": "major", "mixolydian": "major", "minor": "minor", "dorian": "minor"}
-_QUALITY["phrygian"] = "minor"
+_QUALITY = {
+    "major": "major",
+    "mixolydian": "major",
+    "minor": "minor",
+    "dorian": "minor",
+    "phrygian": "minor",
+}
 
 
 def midi_to_hz(midi: float) -> float:
