@@ -49,7 +49,11 @@ def _on_user_created(user: User) -> None:
 
 
 def update_profile(*, user: User, display_name: str, slug: str) -> User:
+    old_slug = user.slug
     user.display_name = display_name.strip()
     user.slug = slug
     user.save(update_fields=["display_name", "slug"])
+    from tracks import catalog  # the artist page shows the name
+
+    catalog.changed(old_slug, slug)
     return user

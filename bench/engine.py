@@ -18,12 +18,12 @@ GENRES = ("electronic", "ambient", "jazz")
 SECONDS = 60
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--genres", nargs="+", default=list(GENRES))
     parser.add_argument("--seconds", type=int, default=SECONDS)
     parser.add_argument("--engine", default=None, help="dotted path, default procedural")
-    args = parser.parse_args()
+    args = parser.parse_args(argv or [])
     engine = get_engine(args.engine)
     # Warm-up: first calls pay for imports and libsndfile initialisation.
     engine.generate(TrackSpec("warm-up", "warm-up", "pop", "neutral", 2, 0))
@@ -50,4 +50,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

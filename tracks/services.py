@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from subscriptions.selectors import commercial_rights
 from subscriptions.services import GenerationCharge, charge_generation, give_back_generation
+from tracks import catalog
 from tracks.engine import GeneratedTrack, TrackSpec, get_engine
 from tracks.models import Track, TrackStatus
 
@@ -212,6 +213,7 @@ def publish(*, track: Track, published: bool) -> Track:
     track.is_published = published
     track.published_at = _now() if published else None
     track.save(update_fields=["is_published", "published_at"])
+    catalog.changed(track.creator.slug)
     return track
 
 
@@ -221,6 +223,7 @@ def set_price(*, track: Track, price_credits: int, for_sale: bool) -> Track:
     track.price_credits = price_credits
     track.for_sale = for_sale
     track.save(update_fields=["price_credits", "for_sale"])
+    catalog.changed(track.creator.slug)
     return track
 
 
@@ -236,6 +239,7 @@ def delete_track(*, track: Track) -> None:
     if track.status in (TrackStatus.QUEUED, TrackStatus.GENERATING):
         raise InvalidTransition("Wait until the track has finished generating.")
     files = [f for f in (track.audio, track.preview, track.waveform) if f]
+    catalog.changed(track.creator.slug)
     track.delete()
     for file in files:
         file.storage.delete(file.name)

@@ -3,9 +3,11 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.selectors import artist_by_slug
@@ -13,7 +15,7 @@ from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance
 from subscriptions.selectors import allowance_remaining
-from tracks import selectors, services
+from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
 from tracks.forms import GenerateTrackForm, PriceForm
 from tracks.models import Track, TrackStatus
@@ -150,13 +152,30 @@ def delete(request, track_id: int):
 
 @require_GET
 def artist_page(request, slug: str):
+    number = request.GET.get("page")
+    # Anonymous visitors get a cached copy: their page has nothing personal in it.
+    anonymous = not request.user.is_authenticated and "messages" not in request.COOKIES
+    if anonymous and (cached := catalog.public_page(slug, number)) is not None:
+        return HttpResponse(cached)
     artist = artist_by_slug(slug)
     if artist is None:
         raise Http404("No such artist.")
-    page = Paginator(selectors.published_tracks(artist), ARTIST_PAGE_SIZE).get_page(
-        request.GET.get("page")
+
+    def render_tracks() -> str:
+        page = Paginator(selectors.published_tracks(artist), ARTIST_PAGE_SIZE).get_page(number)
+        # URLs built from one reverse() per page instead of three per track.
+        base = reverse("track_detail", kwargs={"track_id": 0}).removesuffix("0/")
+        return render_to_string("tracks/_artist_tracks.html", {"page": page, "track_base": base})
+
+    version, tracks_html = catalog.track_list(slug, number, render_tracks)
+    response = render(
+        request,
+        "tracks/artist.html",
+        {"artist": artist, "tracks_html": mark_safe(tracks_html)},  # noqa: S308 - our own rendered template
     )
-    return render(request, "tracks/artist.html", {"artist": artist, "page": page})
+    if anonymous:
+        catalog.store_public_page(slug, number, response.content, version)
+    return response
 
 
 @require_GET

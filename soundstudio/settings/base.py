@@ -70,6 +70,14 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
+CACHES = {
+    "default": {
+        "BACKEND": "core.cache.FastRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "soundstudio",
+        "TIMEOUT": 3600,
+    }
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

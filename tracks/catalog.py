@@ -1,0 +1,68 @@
+"""Caches of artist pages, invalidated by a per-artist version number.
+
+Every change that can alter what an artist page shows (publish, price, delete,
+profile) sets a new version for the artist's slug after commit. A cached entry
+remembers the version it was made under and is used only while that version is
+current, so a stale page is never served and nothing needs deleting. Reading the
+version and the entry is one Redis round trip.
+
+Two kinds of entry: the track list fragment (shared by everyone), and the whole
+page for anonymous visitors, whose page has nothing personal in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.core.cache import cache
+from django.db import transaction
+
+
+def _version_key(slug: str) -> str:
+    return f"artist-version:{slug}"
+
+
+def changed(*slugs: str) -> None:
+    """Invalidate an artist's cached pages once the current transaction commits."""
+
+    def bump():
+        now = time.time_ns()
+        cache.set_many({_version_key(slug): now for slug in slugs}, None)
+
+    transaction.on_commit(bump)
+
+
+def _lookup(slug: str, key: str) -> tuple[int, object | None]:
+    version_key = _version_key(slug)
+    found = cache.get_many([version_key, key])
+    version, entry = found.get(version_key), found.get(key)
+    if version is None:
+        cache.add(version_key, time.time_ns(), None)
+        version = cache.get(version_key)
+    if entry is not None and entry[0] == version:
+        return version, entry[1]
+    return version, None
+
+
+def public_page(slug: str, page: str | None) -> bytes | None:
+    """The whole page as an anonymous visitor sees it, if cached and current."""
+    return _lookup(slug, f"artist-public:{slug}:{page or 1}")[1]
+
+
+def store_public_page(slug: str, page: str | None, content: bytes, version: int) -> None:
+    cache.set(f"artist-public:{slug}:{page or 1}", (version, content))
+
+
+def current_version(slug: str) -> int:
+    return _lookup(slug, "")[0]
+
+
+def track_list(slug: str, page: str | None, render: Callable[[], str]) -> tuple[int, str]:
+    """The rendered track list (version, html), from the cache while current."""
+    key = f"artist-tracks:{slug}:{page or 1}"
+    version, html = _lookup(slug, key)
+    if html is None:
+        html = render()
+        cache.set(key, (version, html))
+    return version, html
