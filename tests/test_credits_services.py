@@ -795,3 +795,22 @@ def test_staff_without_credits_permissions_cannot_adjust_credits(client, staff, 
 
     assert response.status_code == 403
     assert selectors.balance(user) == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: amounts are not checked to be integers; spend(amount=1.5) stores -1 in the "
+    "entry but lowers the lot and wallet by 2 (int() truncation at different points), "
+    "corrupting the ledger instead of refusing",
+)
+@pytest.mark.parametrize("call", ["spend", "grant"])
+def test_a_non_integer_amount_is_refused_and_changes_nothing(user, call):
+    before = snapshot(user)
+    with pytest.raises((TypeError, ValueError)):
+        if call == "spend":
+            spend(user, 1.5)
+        else:
+            grant(user, 2.5)
+    assert snapshot(user) == before
+    assert selectors.ledger_discrepancies() == []

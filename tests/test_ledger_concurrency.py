@@ -129,6 +129,24 @@ def test_one_idempotency_key_from_ten_threads_spends_once():
     assert selectors.ledger_discrepancies() == []
 
 
+def test_one_grant_key_from_eight_threads_adds_one_lot():
+    user = UserFactory()
+
+    def grant_same():
+        return services.grant(
+            user=user, amount=30, source=LotSource.PACKAGE, idempotency_key="grant:pi_123"
+        )
+
+    outcomes = run_threads([grant_same] * 8)
+
+    assert [exc for _, exc in outcomes] == [None] * 8
+    assert len({lot.pk for lot, _ in outcomes}) == 1
+    assert CreditLot.objects.filter(grant_key="grant:pi_123").count() == 1
+    assert LedgerEntry.objects.filter(idempotency_key="grant:pi_123").count() == 1
+    assert selectors.balance(user) == 35
+    assert selectors.ledger_discrepancies() == []
+
+
 def test_concurrent_refunds_of_one_spend_give_it_back_once():
     user = UserFactory()
     spent = services.spend(user=user, amount=4, reason="track", idempotency_key="spend:r")
