@@ -126,11 +126,11 @@ def links_of(entry) -> dict[int, int]:
 
 class LedgerModelTests(TestCase):
     @settings(
-        max_examples=80,
+        max_examples=60,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(steps=st.lists(operations, min_size=15, max_size=40))
+    @given(steps=st.lists(operations, min_size=15, max_size=35))
     def test_ledger_matches_the_lot_model_after_every_step(self, steps):
         with time_machine.travel(BASE, tick=False) as traveller:
             self.traveller = traveller
