@@ -340,6 +340,9 @@ class LedgerModelTests(TestCase):
         entry = LedgerEntry.objects.get(idempotency_key=key)
         assert entry.user_id == self.users[u].pk
         assert (entry.kind, entry.amount) == (kind, amount)
+        # Today only spends write off lots past their date first, so a grant, refund or void
+        # records the book balance (see the xfail test_balance_after_of_any_change_is_the_
+        # spendable_balance); if that is fixed, call expire_in_model() before those too.
         assert entry.balance_after == self.model.book(u)
         assert links_of(entry) == links, f"{kind} took from the wrong lots"
 
