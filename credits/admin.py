@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -94,8 +95,8 @@ class WalletAdmin(ReadOnlyAdmin):
         return [adjust, *super().get_urls()]
 
     def adjust_view(self, request):
-        if not request.user.is_staff:
-            return redirect("admin:login")
+        if not request.user.has_perm("credits.adjust_credits"):
+            raise PermissionDenied("You may not adjust credits.")
         form = AdjustCreditsForm(request.POST or None, initial={"user": request.GET.get("user")})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data

@@ -100,6 +100,7 @@ class Wallet(models.Model):
 
     class Meta:
         db_table = "credits_wallet"
+        permissions = [("adjust_credits", "Can adjust credits with a reason")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(balance__gte=0), name="credits_wallet_balance_gte_0"

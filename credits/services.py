@@ -39,6 +39,34 @@ def _now() -> dt.datetime:
     return timezone.now()
 
 
+def _check_amount(amount, what: str) -> None:
+    # bool is an int subclass, and a float would be truncated differently in
+    # different places: refuse both before anything changes.
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError(f"{what} must be a whole number of credits, got {amount!r}")
+    if amount <= 0:
+        raise ValueError(f"{what} must be a positive number of credits.")
+
+
+def _write_off_due(wallet: Wallet, now: dt.datetime) -> None:
+    """Expire the locked user's lots past their date, so a change's balance_after is
+    the spendable balance (the hourly job would do the same, a little later)."""
+    if CreditLot.objects.filter(
+        user_id=wallet.user_id, remaining__gt=0, expires_at__lte=now
+    ).exists():
+        _expire_locked_users([wallet.user_id], now)
+        wallet.refresh_from_db(fields=["balance"])
+
+
+def _same_cause(entry: LedgerEntry, *, user_id: int, kinds: tuple[str, ...]) -> LedgerEntry:
+    """An earlier entry with our key must be the same change, not a key collision."""
+    if entry.user_id != user_id or entry.kind not in kinds:
+        raise ValueError(
+            f"Idempotency key {entry.idempotency_key!r} was already used for another change."
+        )
+    return entry
+
+
 def _lock_wallet(user_id: int) -> Wallet:
     """Lock (creating if needed) the user's wallet row: the first lock of every change."""
     wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
@@ -112,14 +140,16 @@ def grant(
     reason: str = "",
 ) -> CreditLot:
     """Add a lot of `amount` credits; return it (the earlier lot if the key was used)."""
-    if amount <= 0:
-        raise ValueError("A grant must be a positive number of credits.")
-    now = _now()
+    _check_amount(amount, "A grant")
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
+        now = _now()  # read after the lock, so entries are in balance order
         existing = CreditLot.objects.filter(grant_key=idempotency_key).first()
         if existing is not None:
+            if existing.user_id != user.pk:
+                raise ValueError(f"Idempotency key {idempotency_key!r} belongs to another user.")
             return existing
+        _write_off_due(wallet, now)
         lot = CreditLot.objects.create(
             user_id=user.pk,
             amount=amount,
@@ -174,14 +204,13 @@ def spend(
 
     Raises InsufficientCredits (and changes nothing) when the balance cannot cover it.
     """
-    if amount <= 0:
-        raise ValueError("A spend must be a positive number of credits.")
-    now = _now()
+    _check_amount(amount, "A spend")
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
+        now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
-            return existing
+            return _same_cause(existing, user_id=user.pk, kinds=(EntryKind.SPEND,))
         return _burn(
             wallet,
             amount,
@@ -227,6 +256,18 @@ def _burn(wallet: Wallet, amount: int, *, now: dt.datetime, **entry_fields) -> L
     return _record(wallet, amount=-amount, lots=touched, now=now, **entry_fields)
 
 
+# Credits given back after their original lot has expired stay usable this long.
+REFUND_GRACE = dt.timedelta(days=7)
+
+
+def _refund_expiry(original: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+    """A refunded credit keeps its lot's expiry, unless that has passed meanwhile:
+    a give-back that is dead on arrival would be no give-back at all."""
+    if original is None or original > now:
+        return original
+    return now + REFUND_GRACE
+
+
 def refund(
     *,
     entry: LedgerEntry,
@@ -235,18 +276,20 @@ def refund(
     cause: str = Cause.SYSTEM,
     cause_ref: str = "",
 ) -> LedgerEntry:
-    """Give back the credits of a spend, once, as new lots with the original expiry."""
+    """Give back the credits of a spend, once, as new lots with the original expiry
+    (or REFUND_GRACE from now if that has passed)."""
     if entry.kind != EntryKind.SPEND:
         raise ValueError("Only a spend can be refunded.")
-    now = _now()
     with transaction.atomic():
         wallet = _lock_wallet(entry.user_id)
+        now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
-            return existing
+            return _same_cause(existing, user_id=entry.user_id, kinds=(EntryKind.REFUND,))
         earlier = LedgerEntry.objects.filter(reverses=entry).first()
         if earlier is not None:
             raise AlreadyRefunded(f"Spend {entry.pk} was refunded by entry {earlier.pk}.")
+        _write_off_due(wallet, now)
         parts = []
         for link in entry.lot_links.select_related("lot").order_by("id"):
             given = -link.amount
@@ -257,7 +300,7 @@ def refund(
                         amount=given,
                         remaining=given,
                         source=LotSource.REFUND,
-                        expires_at=link.lot.expires_at,
+                        expires_at=_refund_expiry(link.lot.expires_at, now),
                         grant_key=f"{idempotency_key}:lot:{link.lot_id}",
                         created_at=now,
                     ),
@@ -292,14 +335,18 @@ def void_lot(
     Returns the void entry, or None when nothing was left to void. Credits already
     spent from the lot are not clawed back.
     """
-    now = _now()
     with transaction.atomic():
         wallet = _lock_wallet(lot.user_id)
+        now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
-            return existing
+            return _same_cause(existing, user_id=lot.user_id, kinds=(EntryKind.VOID,))
         lot = CreditLot.objects.select_for_update().get(pk=lot.pk)
         if lot.remaining == 0:
+            return None
+        _write_off_due(wallet, now)
+        lot.refresh_from_db(fields=["remaining"])
+        if lot.remaining == 0:  # it was past its date: expired, nothing left to void
             return None
         amount = lot.remaining
         lot.remaining = 0
@@ -324,8 +371,8 @@ def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) 
         raise ValueError("An adjustment needs a reason.")
     if staff_user is None or not staff_user.is_staff:
         raise PermissionError("Only staff can adjust credits.")
-    if amount == 0:
-        raise ValueError("An adjustment cannot be zero.")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise ValueError("An adjustment is a non-zero whole number of credits.")
     fields = {
         "kind": EntryKind.ADJUST,
         "cause": Cause.STAFF,
@@ -341,12 +388,12 @@ def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) 
             **fields,
         )
         return LedgerEntry.objects.get(idempotency_key=lot.grant_key)
-    now = _now()
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
+        now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
-            return existing
+            return _same_cause(existing, user_id=user.pk, kinds=(EntryKind.ADJUST,))
         return _burn(wallet, -amount, now=now, idempotency_key=idempotency_key, **fields)
 
 

@@ -623,11 +623,6 @@ def test_page_header_shows_the_balance_of_the_logged_in_user(client, user):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: header_balance is a SimpleLazyObject; |pluralize cannot float()/len() it "
-    "and returns '', so the header always says 'N credit' (e.g. '12 credit')",
-)
 def test_page_header_pluralizes_the_balance(client, user):
     grant(user, 7)
     client.force_login(user)
@@ -756,12 +751,6 @@ def test_expire_due_in_small_batches_still_expires_every_users_due_lots(user, ot
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: grant/refund/void do not write off lots past their date first (spend does), "
-    "so their balance_after counts credits that already expired: the history shows a "
-    "balance the user never had",
-)
 @pytest.mark.parametrize("change", ["grant", "refund", "void"])
 def test_balance_after_of_any_change_is_the_spendable_balance(user, change):
     with time_machine.travel(T0, tick=False):
@@ -782,11 +771,6 @@ def test_balance_after_of_any_change_is_the_spendable_balance(user, change):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the admin adjust view only checks is_staff; a staff account without any "
-    "credits permission (it cannot even open the wallet list) can mint credits",
-)
 def test_staff_without_credits_permissions_cannot_adjust_credits(client, staff, user):
     client.force_login(staff)
     assert client.get(reverse("admin:credits_wallet_changelist")).status_code == 403
@@ -798,12 +782,6 @@ def test_staff_without_credits_permissions_cannot_adjust_credits(client, staff, 
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: amounts are not checked to be integers; spend(amount=1.5) stores -1 in the "
-    "entry but lowers the lot and wallet by 2 (int() truncation at different points), "
-    "corrupting the ledger instead of refusing",
-)
 @pytest.mark.parametrize("call", ["spend", "grant"])
 def test_a_non_integer_amount_is_refused_and_changes_nothing(user, call):
     before = snapshot(user)
