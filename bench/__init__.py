@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`: each `bench/<name>.py` with a `main()` is one."""
