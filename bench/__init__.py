@@ -1,1 +1,1 @@
-"""Benchmarks run by `make bench`: each `bench/<name>.py` with a `main()` is one."""
+"""Benchmarks run by `make bench` (tools/bench.py): every module here with a `main()`."""
