@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make bench ARGS=ledger` runs only the named benchmarks (bench/<name>.py).
+ARGS ?=
 
 .PHONY: run test bench lint format lock clean
 
@@ -19,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m tools.test
 
 bench: $(STAMP)
-	$(PY) -m tools.bench
+	$(PY) -m tools.bench $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
