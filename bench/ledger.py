@@ -334,7 +334,22 @@ def bench_spend() -> None:
             )
     finally:
         pool.close()
+    _audit_spends()
     _wipe()
+
+
+def _audit_spends() -> None:
+    """After all the concurrent spends: entries, lots and wallets must still agree."""
+    from credits.models import LedgerEntry
+    from credits.selectors import ledger_discrepancies
+
+    problems = ledger_discrepancies()
+    entries = LedgerEntry.objects.filter(kind="spend").count()
+    if problems:
+        for problem in problems[:10]:
+            _out(f"ledger spend: audit: user {problem.user_id}: {problem.problem}")
+        raise SystemExit(f"ledger spend: audit FAILED for {len(problems)} user(s)")
+    _out(f"ledger spend: audit OK after {entries:,} spends (ledger, lots and wallets agree)")
 
 
 # --- Expiry -----------------------------------------------------------------------

@@ -57,12 +57,15 @@ class CreditLot(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     package = models.ForeignKey(CreditPackage, null=True, blank=True, on_delete=models.PROTECT)
     cost_cents = models.PositiveIntegerField(null=True, blank=True, help_text="What was paid.")
-    grant_key = models.CharField(max_length=200, unique=True)
+    # Unique through Meta.constraints: a plain unique index, without the second
+    # (varchar_pattern_ops) index Django adds for unique=True, which no query uses.
+    grant_key = models.CharField(max_length=200)
     created_at = models.DateTimeField()
 
     class Meta:
         db_table = "credits_lot"
         constraints = [
+            models.UniqueConstraint(fields=["grant_key"], name="credits_lot_grant_key_unique"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="credits_lot_amount_positive"),
             models.CheckConstraint(
                 condition=Q(remaining__gte=0), name="credits_lot_remaining_gte_0"
@@ -129,17 +132,27 @@ class Cause(models.TextChoices):
 
 
 class LedgerEntry(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Every ledger row costs an insert into each index; keep only the ones queries use.
+    # user: served by credits_entry_by_user; idempotency_key: unique in Meta.constraints
+    # (no pattern-ops twin); staff_user: a partial index, as most entries have none.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     amount = models.IntegerField(help_text="Signed: positive adds credits.")
     balance_after = models.IntegerField()
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    idempotency_key = models.CharField(max_length=200)
     cause = models.CharField(max_length=16, choices=Cause.choices)
     cause_ref = models.CharField(
         max_length=200, blank=True, help_text="Stripe event id, task name or similar."
     )
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     reason = models.TextField(blank=True, help_text="Why staff made this change.")
     memo = models.CharField(max_length=300, blank=True)
@@ -159,6 +172,9 @@ class LedgerEntry(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "ledger entries"
         constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="credits_entry_idempotency_key_unique"
+            ),
             models.CheckConstraint(condition=~Q(amount=0), name="credits_entry_amount_nonzero"),
             models.CheckConstraint(
                 condition=Q(balance_after__gte=0), name="credits_entry_balance_after_gte_0"
@@ -169,7 +185,12 @@ class LedgerEntry(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["user", "-created_at", "-id"], name="credits_entry_by_user")
+            models.Index(fields=["user", "-created_at", "-id"], name="credits_entry_by_user"),
+            models.Index(
+                fields=["staff_user"],
+                name="credits_entry_by_staff",
+                condition=Q(staff_user__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,7 +200,10 @@ class LedgerEntry(models.Model):
 class LedgerEntryLot(models.Model):
     """How much of an entry's amount fell on one lot (append-only, like entries)."""
 
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="lot_links")
+    # entry_id lookups use credits_entry_lot_unique (entry, lot): no index of its own.
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="lot_links", db_index=False
+    )
     lot = models.ForeignKey(CreditLot, on_delete=models.PROTECT, related_name="entry_links")
     amount = models.IntegerField()
 
