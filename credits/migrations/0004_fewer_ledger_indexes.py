@@ -41,7 +41,7 @@ def drop_fk_index(table, column, index):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("credits", "0002_seed_packages_and_append_only"),
+        ("credits", "0003_adjust_permission"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
