@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -98,6 +99,10 @@ class WalletAdmin(ReadOnlyAdmin):
         if not request.user.has_perm("credits.adjust_credits"):
             raise PermissionDenied("You may not adjust credits.")
         form = AdjustCreditsForm(request.POST or None, initial={"user": request.GET.get("user")})
+        # Search users by e-mail as you type, instead of one <option> per account.
+        widget = AutocompleteSelect(Wallet._meta.get_field("user"), self.admin_site)
+        widget.choices = form.fields["user"].choices
+        form.fields["user"].widget = widget
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
@@ -121,6 +126,7 @@ class WalletAdmin(ReadOnlyAdmin):
             **self.admin_site.each_context(request),
             "title": "Adjust credits",
             "form": form,
+            "media": self.media + form.media,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/credits/adjust.html", context)

@@ -25,3 +25,11 @@ def test_seed_demo_is_idempotent_and_gives_every_demo_user_the_gift(capsys):
     assert User.objects.filter(is_superuser=True).count() == 1
     fan = User.objects.get(email="fan@soundstudio.test")
     assert balance(fan) == 5
+
+
+@pytest.mark.django_db
+def test_admin_adjust_form_searches_users_instead_of_listing_them(admin_client):
+    page = admin_client.get("/admin/credits/wallet/adjust/").content.decode()
+
+    assert "admin-autocomplete" in page
+    assert "autocomplete.js" in page
