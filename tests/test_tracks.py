@@ -1,8 +1,6 @@
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,6 +18,7 @@ from subscriptions import selectors as sub_selectors
 from subscriptions.models import Subscription
 from tests.engines import FailingEngine
 from tests.factories import UserFactory
+from tests.workers import celery_worker
 from tracks import services
 from tracks.models import Track, TrackStatus
 from tracks.tasks import generate_track
@@ -360,32 +359,11 @@ def test_a_real_worker_generates_the_track(tmp_path):
     user = UserFactory()
     client = Client()
     client.force_login(user)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "soundstudio.settings.test",
-        "DATABASE_URL": _database_url(),
-        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "soundstudio",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-Q",
-            "celery",
-        ],
-        env=env,
-        cwd=django_settings.BASE_DIR,
-    )
-    try:
+    with celery_worker(
+        queue="celery",
+        DATABASE_URL=_database_url(),
+        MEDIA_ROOT=str(django_settings.MEDIA_ROOT),
+    ):
         track_id = generate(client, duration_seconds=4).json()["track_id"]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -393,8 +371,5 @@ def test_a_real_worker_generates_the_track(tmp_path):
             if state["status"] in ("ready", "failed"):
                 break
             time.sleep(0.2)
-    finally:
-        worker.terminate()
-        worker.wait(20)
     assert state["status"] == "ready", state
     assert client.get(state["audio_url"]).status_code == 200
