@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
@@ -530,15 +532,38 @@ def _expire_locked_users(user_ids: Sequence[int], now: dt.datetime) -> int:
         return cursor.fetchone()[0]
 
 
-def expire_due(*, now: dt.datetime | None = None, batch_size: int = 20_000) -> int:
+def expire_due(
+    *, now: dt.datetime | None = None, batch_size: int = 20_000, workers: int | None = None
+) -> int:
     """Expire the unused remainder of every lot past its date; return how many lots.
 
     Works in batches of users, each batch one transaction that locks the users'
     wallets in id order (the same order as every other change) before touching their
     lots. Safe to run twice or concurrently: an expired lot has nothing left, so a
     second run finds nothing to do.
+
+    With `workers` > 1 (default: the CREDITS_EXPIRE_WORKERS setting) the users are
+    split by id into disjoint sets, each expired on its own database connection: no
+    two workers ever want the same wallet, so they cannot deadlock. Inside an outer
+    transaction (whose rows other connections cannot see) it always runs alone.
     """
     now = now or _now()
+    workers = workers or settings.CREDITS_EXPIRE_WORKERS
+    if workers <= 1 or connection.in_atomic_block:
+        return _expire_share(now, batch_size, workers=1, share=0)
+
+    def run(share: int) -> int:
+        try:
+            return _expire_share(now, batch_size, workers=workers, share=share)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return sum(pool.map(run, range(workers)))
+
+
+def _expire_share(now: dt.datetime, batch_size: int, *, workers: int, share: int) -> int:
+    """Expire the due lots of the users whose id % workers == share."""
     expired = 0
     after_user_id = 0
     while True:
@@ -548,8 +573,9 @@ def expire_due(*, now: dt.datetime | None = None, batch_size: int = 20_000) -> i
                     "SELECT DISTINCT user_id FROM ("
                     "  SELECT user_id FROM credits_lot"
                     "  WHERE user_id > %s AND remaining > 0 AND expires_at <= %s"
+                    "    AND user_id %% %s = %s"
                     "  ORDER BY user_id LIMIT %s) AS batch ORDER BY user_id",
-                    [after_user_id, now, batch_size],
+                    [after_user_id, now, workers, share, batch_size],
                 )
                 user_ids = [row[0] for row in cursor.fetchall()]
                 if not user_ids:

@@ -313,3 +313,25 @@ def test_expiry_waits_for_a_spend_in_flight_and_expires_only_what_it_left():
     assert selectors.balance(user) == 9 == entries_sum(user)
     assert_balance_after_is_a_running_total(user)
     assert selectors.ledger_discrepancies() == []
+
+
+def test_expire_due_with_two_workers_splits_users_and_expires_each_lot_once():
+    now = timezone.now()
+    users = [UserFactory() for _ in range(7)]
+    due = [
+        grant(user, 2, expires_at=now + dt.timedelta(minutes=n + 1))
+        for user in users
+        for n in range(4)
+    ]
+    later = now + dt.timedelta(hours=1)
+
+    # Two runs at once, each itself on two connections: four workers, no deadlock.
+    outcomes = run_threads([lambda: services.expire_due(now=later, workers=2)] * 2)
+
+    assert [exc for _, exc in outcomes] == [None] * 2
+    assert sum(result for result, _ in outcomes) == len(due) == 28
+    assert LedgerEntry.objects.filter(kind=EntryKind.EXPIRE).count() == 28
+    for user in users:
+        assert selectors.balance(user) == 5 == entries_sum(user)
+        assert_balance_after_is_a_running_total(user)
+    assert selectors.ledger_discrepancies() == []

@@ -144,6 +144,8 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TEST_MODE = not STRIPE_SECRET_KEY
 
 CREDITS_REQUIRE_SUBSCRIPTION = env.bool("CREDITS_REQUIRE_SUBSCRIPTION", default=True)
+# Database connections the hourly expiry job uses side by side (disjoint users).
+CREDITS_EXPIRE_WORKERS = env.int("CREDITS_EXPIRE_WORKERS", default=2)
 
 LOGGING = {
     "version": 1,
