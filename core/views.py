@@ -24,3 +24,14 @@ def healthz(request):
 def ping(request):
     """Liveness without touching any backing service (also the benchmarks' baseline)."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+def csrf_failure(request, reason=""):
+    """JSON endpoints answer a CSRF failure in their own error shape; pages as Django does."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": "csrf_failed", "message": "Reload the page and try again."}, status=403
+        )
+    from django.views.csrf import csrf_failure as default_csrf_failure
+
+    return default_csrf_failure(request, reason=reason)

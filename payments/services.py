@@ -199,14 +199,18 @@ def complete_from_intent(intent: dict, *, cause_ref: str) -> Payment:
 
 
 def fail_from_intent(intent: dict, *, cause_ref: str) -> Payment:
-    """Record a failed attempt; the buyer may still retry and succeed later."""
+    """Record a failed attempt (the buyer may still retry and succeed later), or a
+    PaymentIntent Stripe has canceled."""
     error = intent.get("last_payment_error") or {}
+    canceled = intent.get("status") == "canceled"
+    new_status = PaymentStatus.CANCELED if canceled else PaymentStatus.FAILED
     with transaction.atomic():
         payment = _locked_payment_for_intent(intent)
         if payment.status in (PaymentStatus.PENDING, PaymentStatus.FAILED):
-            payment.failure_message = (error.get("message") or "The payment failed.")[:500]
-            if payment.status == PaymentStatus.PENDING:
-                set_status(payment, PaymentStatus.FAILED, extra_fields=("failure_message",))
+            default = "The payment was canceled." if canceled else "The payment failed."
+            payment.failure_message = (error.get("message") or default)[:500]
+            if payment.status != new_status:
+                set_status(payment, new_status, extra_fields=("failure_message",))
             else:
                 payment.save(update_fields=["failure_message", "updated_at"])
         # A late failure event for a payment that already succeeded changes nothing.
@@ -289,15 +293,6 @@ def reconcile(*, now: dt.datetime | None = None) -> list[str]:
             complete_from_intent(intent, cause_ref="reconcile")
             report.append(f"payment {payment.pk}: completed ({intent['id']})")
         elif status == "canceled" or intent.get("last_payment_error"):
-            with transaction.atomic():
-                locked = Payment.objects.select_for_update().get(pk=payment.pk)
-                if locked.status == PaymentStatus.PENDING:
-                    error = intent.get("last_payment_error") or {}
-                    locked.failure_message = (error.get("message") or f"Stripe: {status}")[:500]
-                    set_status(
-                        locked,
-                        PaymentStatus.CANCELED if status == "canceled" else PaymentStatus.FAILED,
-                        extra_fields=("failure_message",),
-                    )
-                    report.append(f"payment {payment.pk}: marked {locked.status} ({intent['id']})")
+            payment = fail_from_intent(intent, cause_ref="reconcile")
+            report.append(f"payment {payment.pk}: marked {payment.status} ({intent['id']})")
     return report

@@ -15,6 +15,15 @@ def _now() -> dt.datetime:
     return timezone.now()
 
 
+def month_of(moment: dt.datetime) -> dt.date:
+    """The allowance month (UTC) a moment falls in, as its first day."""
+    return moment.astimezone(dt.UTC).date().replace(day=1)
+
+
+def _current_period(user) -> AllowancePeriod | None:
+    return AllowancePeriod.objects.filter(user=user, month=month_of(_now())).first()
+
+
 def current_subscription(user) -> Subscription | None:
     """The user's live subscription, else the most recent one."""
     subscriptions = Subscription.objects.filter(user=user)
@@ -32,14 +41,12 @@ def allowance_remaining(user) -> int:
     """Track generations left this month from the Essential allowance (0 without one)."""
     if not has_active_subscription(user):
         return 0
-    month = _now().astimezone(dt.UTC).date().replace(day=1)
-    period = AllowancePeriod.objects.filter(user=user, month=month).first()
+    period = _current_period(user)
     return period.remaining if period else settings.ESSENTIAL_MONTHLY_GENERATIONS
 
 
 def allowance_used(user) -> int:
-    month = _now().astimezone(dt.UTC).date().replace(day=1)
-    period = AllowancePeriod.objects.filter(user=user, month=month).first()
+    period = _current_period(user)
     return period.used if period else 0
 
 

@@ -25,6 +25,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionStatus,
 )
+from subscriptions.selectors import month_of
 
 logger = logging.getLogger(__name__)
 S = SubscriptionStatus
@@ -44,11 +45,6 @@ TRANSITIONS: dict[str, set[str]] = {
 
 def _now() -> dt.datetime:
     return timezone.now()
-
-
-def month_of(moment: dt.datetime) -> dt.date:
-    """The allowance month (UTC) a moment falls in, as its first day."""
-    return moment.astimezone(dt.UTC).date().replace(day=1)
 
 
 def _ts(value) -> dt.datetime | None:

@@ -28,3 +28,16 @@ def test_ping_answers_without_backing_services(client, settings):
     response = client.get("/ping")
     assert response.status_code == 200
     assert response.content == b"ok"
+
+
+@pytest.mark.django_db
+def test_api_csrf_failure_is_json_in_the_api_error_shape(user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+
+    response = client.post("/api/tracks/generate", data="{}", content_type="application/json")
+
+    assert response.status_code == 403
+    assert response.json()["error"] == "csrf_failed"

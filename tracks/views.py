@@ -180,9 +180,7 @@ def artist_page(request, slug: str):
 
 @require_GET
 def track_detail(request, track_id: int):
-    track = selectors.visible_track(request.user, track_id)
-    if track is None:
-        raise Http404("No such track.")
+    track = _visible_or_404(request, track_id)
     return render(
         request,
         "tracks/track.html",
@@ -208,28 +206,29 @@ def _serve(file, *, content_type: str, download_name: str | None = None):
     return response
 
 
-@require_GET
-def preview(request, track_id: int):
+def _visible_or_404(request, track_id: int) -> Track:
     track = selectors.visible_track(request.user, track_id)
     if track is None:
-        raise Http404
+        raise Http404("No such track.")
+    return track
+
+
+@require_GET
+def preview(request, track_id: int):
+    track = _visible_or_404(request, track_id)
     return _serve(track.preview, content_type="audio/mpeg")
 
 
 @require_GET
 def waveform(request, track_id: int):
-    track = selectors.visible_track(request.user, track_id)
-    if track is None:
-        raise Http404
+    track = _visible_or_404(request, track_id)
     return _serve(track.waveform, content_type="image/svg+xml")
 
 
 @require_GET
 def download(request, track_id: int):
     """The full audio: checked on every request, never a public file URL."""
-    track = selectors.visible_track(request.user, track_id)
-    if track is None:
-        raise Http404
+    track = _visible_or_404(request, track_id)
     if not selectors.can_download_full(request.user, track):
         return render(request, "tracks/no_download.html", {"track": track}, status=403)
     extension = track.audio.name.rsplit(".", 1)[-1] if track.audio else "mp3"

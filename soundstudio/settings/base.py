@@ -79,6 +79,8 @@ CACHES = {
     }
 }
 
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
+
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
