@@ -440,7 +440,6 @@ def refund_from_charge(charge: dict, *, cause_ref: str) -> Payment | None:
     listed = (charge.get("refunds") or {}).get("data")
     if listed is None:
         listed = get_gateway().list_refunds(payment_intent_id=intent_id)
-    applied = 0
     for refund in sorted(listed, key=lambda r: (r.get("created") or 0, r["id"])):
         if refund.get("status", "succeeded") != "succeeded":
             continue
@@ -450,7 +449,6 @@ def refund_from_charge(charge: dict, *, cause_ref: str) -> Payment | None:
             amount_cents=refund["amount"],
             cause_ref=cause_ref,
         )
-        applied += refund["amount"]
     # A Stripe that lists no refunds (an emulator) still says how much was refunded.
     total = charge.get("amount_refunded") or 0
     payment.refresh_from_db()

@@ -33,10 +33,11 @@ class Command(BaseCommand):
         if json:
             self.stdout.write(_dumps(report))
             return
-        period = (
-            f"{start:%Y-%m-%d} .. {end - dt.timedelta(days=1):%Y-%m-%d}" if start or end else ""
+        first = f"{start:%Y-%m-%d}" if start else "the start"
+        last = f"{end - dt.timedelta(days=1):%Y-%m-%d}" if end else "now"
+        period = f" for {first} .. {last}" if start or end else ""
         )
-        self.stdout.write(f"The books{' for ' + period if period else ''} (cents, natural sign)")
+        self.stdout.write(f"The books{period} (cents, natural sign)")
         for code, cents in report["accounts"].items():
             self.stdout.write(f"  {code:<24} {cents:>14}  {money.display(cents):>14}")
         verdict = "balanced" if report["balanced"] else "NOT balanced: run check_books"
