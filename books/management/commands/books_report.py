@@ -36,7 +36,6 @@ class Command(BaseCommand):
         first = f"{start:%Y-%m-%d}" if start else "the start"
         last = f"{end - dt.timedelta(days=1):%Y-%m-%d}" if end else "now"
         period = f" for {first} .. {last}" if start or end else ""
-        )
         self.stdout.write(f"The books{period} (cents, natural sign)")
         for code, cents in report["accounts"].items():
             self.stdout.write(f"  {code:<24} {cents:>14}  {money.display(cents):>14}")
