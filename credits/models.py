@@ -56,7 +56,22 @@ class CreditLot(models.Model):
     source = models.CharField(max_length=16, choices=LotSource.choices)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     package = models.ForeignKey(CreditPackage, null=True, blank=True, on_delete=models.PROTECT)
-    cost_cents = models.PositiveIntegerField(null=True, blank=True, help_text="What was paid.")
+    # Cost basis (DESIGN.md, "the books"): what was paid for the lot, in cents, and how
+    # much of it no burn has released yet. Free and admin lots cost 0.
+    cost_cents = models.PositiveIntegerField(default=0, help_text="What was paid, in cents.")
+    cost_left_cents = models.PositiveIntegerField(
+        default=0, help_text="Cost not yet released by a spend, expiry or void."
+    )
+    # Credits given back (a failed generation, a refunded purchase) come from this lot:
+    # they keep its package and cost, and a refund of its payment voids them too.
+    origin_lot = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="given_back_lots",
+        db_index=False,
+    )
     # Unique through Meta.constraints: a plain unique index, without the second
     # (varchar_pattern_ops) index Django adds for unique=True, which no query uses.
     grant_key = models.CharField(max_length=200)
@@ -73,8 +88,22 @@ class CreditLot(models.Model):
             models.CheckConstraint(
                 condition=Q(remaining__lte=F("amount")), name="credits_lot_remaining_lte_amount"
             ),
+            models.CheckConstraint(
+                condition=Q(cost_left_cents__lte=F("cost_cents")),
+                name="credits_lot_cost_left_lte_cost",
+            ),
+            # The last credit burned releases the rest of the cost.
+            models.CheckConstraint(
+                condition=Q(remaining__gt=0) | Q(cost_left_cents=0),
+                name="credits_lot_empty_has_released_its_cost",
+            ),
         ]
         indexes = [
+            models.Index(
+                fields=["origin_lot"],
+                name="credits_lot_by_origin",
+                condition=Q(origin_lot__isnull=False),
+            ),
             # Spending and per-user expiry scan only lots with credits left.
             models.Index(
                 fields=["user", "expires_at"],
@@ -206,6 +235,9 @@ class LedgerEntryLot(models.Model):
     )
     lot = models.ForeignKey(CreditLot, on_delete=models.PROTECT, related_name="entry_links")
     amount = models.IntegerField()
+    # The change of the lot's unreleased cost, signed like `amount`: a grant adds the
+    # lot's cost, a burn releases -cost. Per lot the links sum to cost_left_cents.
+    cost_cents = models.IntegerField(default=0)
 
     class Meta:
         db_table = "credits_ledger_entry_lot"

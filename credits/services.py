@@ -5,6 +5,13 @@ That single lock order (wallet, then that user's lots; several wallets in user-i
 order) is what keeps concurrent spends, grants and expiry from overdrawing, losing
 updates or deadlocking. Every change writes an append-only ledger entry whose
 unique idempotency key makes a repeated call return the earlier result.
+
+Credits carry money (DESIGN.md, "the books"): a paid lot knows its cost, and every
+burn releases its share of it (floor per burn, the last credit takes the rest),
+recorded on the lot link. The release is posted to the books in the same
+transaction: a spend on generation to `revenue_usage`, an expiry or a void to
+`revenue_breakage`, unless the caller (a fan purchase, a package refund) posts it as
+part of its own transaction (`post_release=False`).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from books import money
+from books import services as books
+from books.models import AccountCode, JournalCause
 from credits.exceptions import AlreadyRefunded, InsufficientCredits
 from credits.models import (
     Cause,
@@ -67,6 +77,43 @@ def _now() -> dt.datetime:
     return timezone.now()
 
 
+def _book_key(ledger_key: str) -> str:
+    """The books' key for the money side of a ledger entry: the same cause."""
+    return f"books:{ledger_key}"
+
+
+def _post_release(
+    entry: LedgerEntry, *, to: str, event: str, memo: str, staff_user=None, reason: str = ""
+) -> None:
+    """Move the cost a burn released out of deferred revenue, into account `to`."""
+    cents = entry.released_cents
+    books.post(
+        key=_book_key(entry.idempotency_key),
+        event=event,
+        lines=[(AccountCode.DEFERRED_REVENUE, cents), (to, -cents)],
+        cause=JournalCause.STAFF if staff_user else JournalCause.LEDGER,
+        cause_ref=entry.idempotency_key,
+        staff_user=staff_user,
+        reason=reason,
+        memo=memo,
+        ledger_entry=entry,
+        created_at=entry.created_at,
+    )
+
+
+def _with_costs(entry: LedgerEntry) -> LedgerEntry:
+    """Set `released_cents` / `returned_cents` on an entry loaded from the database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(SUM(-cost_cents) FILTER (WHERE cost_cents < 0), 0),"
+            " COALESCE(SUM(cost_cents) FILTER (WHERE cost_cents > 0), 0)"
+            " FROM credits_ledger_entry_lot WHERE entry_id = %s",
+            [entry.pk],
+        )
+        entry.released_cents, entry.returned_cents = (int(v) for v in cursor.fetchone())
+    return entry
+
+
 def _check_amount(amount, what: str) -> None:
     # bool is an int subclass, and a float would be truncated differently in
     # different places: refuse both before anything changes.
@@ -92,7 +139,7 @@ def _same_cause(entry: LedgerEntry, *, user_id: int, kinds: tuple[str, ...]) -> 
         raise ValueError(
             f"Idempotency key {entry.idempotency_key!r} was already used for another change."
         )
-    return entry
+    return _with_costs(entry)
 
 
 def _lock_wallet(user_id: int) -> Wallet:
@@ -129,7 +176,7 @@ def _record(
     kind: str,
     amount: int,
     idempotency_key: str,
-    lots: Iterable[tuple[CreditLot, int]],
+    lots: Iterable[tuple[CreditLot, int, int]],
     now: dt.datetime,
     cause: str,
     cause_ref: str = "",
@@ -138,7 +185,12 @@ def _record(
     memo: str = "",
     reverses: LedgerEntry | None = None,
 ) -> LedgerEntry:
-    """Apply `amount` to the locked wallet and write the entry with its lot links."""
+    """Apply `amount` to the locked wallet and write the entry with its lot links.
+
+    `lots` holds (lot, credits, cost): the signed change of each lot's credits and of
+    its unreleased cost. The entry comes back with `released_cents` (cost the burns
+    released) and `returned_cents` (cost the new lots carry).
+    """
     wallet.balance += amount
     entry = LedgerEntry(
         user_id=wallet.user_id,
@@ -154,7 +206,9 @@ def _record(
         reverses=reverses,
         created_at=now,
     )
-    links = [(lot.pk, part) for lot, part in lots]
+    links = [(lot.pk, part, cost) for lot, part, cost in lots]
+    entry.released_cents = -sum(cost for _, _, cost in links if cost < 0)
+    entry.returned_cents = sum(cost for _, _, cost in links if cost > 0)
     wallet.updated_at = timezone.now()  # what auto_now would set on save()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -179,10 +233,16 @@ def _record(
         entry._state.db = connection.alias
         if links:
             cursor.execute(
-                "INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount)"
-                " SELECT %s, lot_id, amount FROM unnest(%s::bigint[], %s::integer[])"
-                " WITH ORDINALITY AS link (lot_id, amount, n) ORDER BY n",
-                [entry.pk, [lot_id for lot_id, _ in links], [part for _, part in links]],
+                "INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount, cost_cents)"
+                " SELECT %s, lot_id, amount, cost"
+                " FROM unnest(%s::bigint[], %s::integer[], %s::integer[])"
+                " WITH ORDINALITY AS link (lot_id, amount, cost, n) ORDER BY n",
+                [
+                    entry.pk,
+                    [lot_id for lot_id, _, _ in links],
+                    [part for _, part, _ in links],
+                    [cost for _, _, cost in links],
+                ],
             )
         cursor.execute(
             "UPDATE credits_wallet SET balance = %s, updated_at = %s WHERE user_id = %s",
@@ -209,8 +269,16 @@ def grant(
     staff_user=None,
     reason: str = "",
 ) -> CreditLot:
-    """Add a lot of `amount` credits; return it (the earlier lot if the key was used)."""
+    """Add a lot of `amount` credits; return it (the earlier lot if the key was used).
+
+    `cost_cents` is what was paid for it (None or 0: a free or admin lot). The caller
+    posts the money side (a paid package: cash against deferred revenue) in the same
+    transaction.
+    """
     _check_amount(amount, "A grant")
+    cost_cents = cost_cents or 0
+    if isinstance(cost_cents, bool) or not isinstance(cost_cents, int) or cost_cents < 0:
+        raise ValueError(f"A lot's cost is a whole, non-negative number of cents: {cost_cents!r}")
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
         now = _now()  # read after the lock, so entries are in balance order
@@ -228,6 +296,7 @@ def grant(
             expires_at=expires_at,
             package=package,
             cost_cents=cost_cents,
+            cost_left_cents=cost_cents,
             grant_key=idempotency_key,
             created_at=now,
         )
@@ -236,7 +305,7 @@ def grant(
             kind=kind,
             amount=amount,
             idempotency_key=idempotency_key,
-            lots=[(lot, amount)],
+            lots=[(lot, amount, cost_cents)],
             now=now,
             cause=cause,
             cause_ref=cause_ref,
@@ -269,10 +338,14 @@ def spend(
     memo: str = "",
     cause: str = Cause.USER,
     cause_ref: str = "",
+    post_release: bool = True,
 ) -> LedgerEntry:
     """Burn `amount` credits, soonest-expiring lots first; all or nothing.
 
     Raises InsufficientCredits (and changes nothing) when the balance cannot cover it.
+    The entry's `released_cents` is the cost basis the burn released; it is posted
+    from deferred revenue to `revenue_usage`, unless `post_release` is False: then the
+    caller must post it (debiting deferred revenue) in the same transaction.
     """
     _check_amount(amount, "A spend")
     with transaction.atomic():
@@ -281,7 +354,7 @@ def spend(
         existing = _entry_for(idempotency_key)
         if existing is not None:
             return _same_cause(existing, user_id=user.pk, kinds=(EntryKind.SPEND,))
-        return _burn(
+        entry = _burn(
             wallet,
             amount,
             now=now,
@@ -292,6 +365,11 @@ def spend(
             reason=reason,
             memo=memo,
         )
+        if post_release:
+            _post_release(
+                entry, to=AccountCode.REVENUE_USAGE, event="credits_used", memo=memo or reason
+            )
+        return entry
 
 
 def _burn(wallet: Wallet, amount: int, *, now: dt.datetime, **entry_fields) -> LedgerEntry:
@@ -307,29 +385,55 @@ def _burn(wallet: Wallet, amount: int, *, now: dt.datetime, **entry_fields) -> L
     available = sum(lot.remaining for lot in lots)
     if available < amount:
         raise InsufficientCredits(requested=amount, available=available)
-    touched: list[tuple[CreditLot, int]] = []
+    return _take(wallet, _plan(lots, amount), now=now, **entry_fields)
+
+
+def _plan(lots: Sequence[CreditLot], amount: int) -> list[tuple[CreditLot, int, int]]:
+    """Burn up to `amount` from `lots` in their order: (lot, -credits, -released cost)."""
+    touched: list[tuple[CreditLot, int, int]] = []
     left = amount
     for lot in lots:
-        take = min(lot.remaining, left)
-        lot.remaining -= take
-        touched.append((lot, -take))
-        left -= take
         if left == 0:
             break
+        take = min(lot.remaining, left)
+        if take == 0:
+            continue
+        released = money.release_for_burn(
+            cost_left=lot.cost_left_cents, remaining=lot.remaining, burned=take
+        )
+        lot.remaining -= take
+        lot.cost_left_cents -= released
+        touched.append((lot, -take, -released))
+        left -= take
+    return touched
+
+
+def _take(
+    wallet: Wallet, touched: list[tuple[CreditLot, int, int]], *, now: dt.datetime, **entry_fields
+) -> LedgerEntry:
+    """Write a planned burn: the lots' new remainders and costs, then the entry."""
     with connection.cursor() as cursor:
         if len(touched) == 1:
             lot = touched[0][0]
             cursor.execute(
-                "UPDATE credits_lot SET remaining = %s WHERE id = %s", [lot.remaining, lot.pk]
+                "UPDATE credits_lot SET remaining = %s, cost_left_cents = %s WHERE id = %s",
+                [lot.remaining, lot.cost_left_cents, lot.pk],
             )
         else:
             cursor.execute(
-                "UPDATE credits_lot AS lot SET remaining = v.remaining"
-                " FROM unnest(%s::bigint[], %s::integer[]) AS v (id, remaining)"
+                "UPDATE credits_lot AS lot"
+                " SET remaining = v.remaining, cost_left_cents = v.cost_left"
+                " FROM unnest(%s::bigint[], %s::integer[], %s::integer[])"
+                "   AS v (id, remaining, cost_left)"
                 " WHERE lot.id = v.id",
-                [[lot.pk for lot, _ in touched], [lot.remaining for lot, _ in touched]],
+                [
+                    [lot.pk for lot, _, _ in touched],
+                    [lot.remaining for lot, _, _ in touched],
+                    [lot.cost_left_cents for lot, _, _ in touched],
+                ],
             )
-    return _record(wallet, amount=-amount, lots=touched, now=now, **entry_fields)
+    amount = sum(part for _, part, _ in touched)
+    return _record(wallet, amount=amount, lots=touched, now=now, **entry_fields)
 
 
 # Credits given back after their original lot has expired stay usable this long.
@@ -351,9 +455,16 @@ def refund(
     memo: str = "",
     cause: str = Cause.SYSTEM,
     cause_ref: str = "",
+    post_return: bool = True,
 ) -> LedgerEntry:
     """Give back the credits of a spend, once, as new lots with the original expiry
-    (or REFUND_GRACE from now if that has passed)."""
+    (or REFUND_GRACE from now if that has passed).
+
+    Each new lot keeps the package and the released cost of the lot its credits came
+    from (its `origin_lot`), so a later refund of that lot's payment voids them too.
+    The entry's `returned_cents` is that cost, put back into deferred revenue out of
+    `revenue_usage`, unless `post_return` is False (the caller posts it).
+    """
     if entry.kind != EntryKind.SPEND:
         raise ValueError("Only a spend can be refunded.")
     with transaction.atomic():
@@ -368,7 +479,7 @@ def refund(
         _write_off_due(wallet, now)
         parts = []
         for link in entry.lot_links.select_related("lot").order_by("id"):
-            given = -link.amount
+            given, cost = -link.amount, -link.cost_cents
             parts.append(
                 (
                     CreditLot.objects.create(
@@ -377,13 +488,18 @@ def refund(
                         remaining=given,
                         source=LotSource.REFUND,
                         expires_at=_refund_expiry(link.lot.expires_at, now),
+                        package_id=link.lot.package_id,
+                        cost_cents=cost,
+                        cost_left_cents=cost,
+                        origin_lot_id=link.lot.origin_lot_id or link.lot_id,
                         grant_key=f"{idempotency_key}:lot:{link.lot_id}",
                         created_at=now,
                     ),
                     given,
+                    cost,
                 )
             )
-        return _record(
+        refund_entry = _record(
             wallet,
             kind=EntryKind.REFUND,
             amount=-entry.amount,
@@ -395,6 +511,91 @@ def refund(
             memo=memo,
             reverses=entry,
         )
+        if post_return and refund_entry.returned_cents:
+            cents = refund_entry.returned_cents
+            books.post(
+                key=_book_key(idempotency_key),
+                event="credits_given_back",
+                lines=[(AccountCode.REVENUE_USAGE, cents), (AccountCode.DEFERRED_REVENUE, -cents)],
+                cause=JournalCause.LEDGER,
+                cause_ref=idempotency_key,
+                memo=memo,
+                ledger_entry=refund_entry,
+                created_at=now,
+            )
+        return refund_entry
+
+
+def lot_family(lot: CreditLot) -> list[CreditLot]:
+    """A lot and the lots its credits were given back into (they share its payment)."""
+    root_id = lot.origin_lot_id or lot.pk
+    return list(CreditLot.objects.filter(Q(pk=root_id) | Q(origin_lot_id=root_id)))
+
+
+def void_credits(
+    *,
+    lots: Sequence[CreditLot],
+    amount: int | None,
+    idempotency_key: str,
+    reason: str,
+    cause: str = Cause.SYSTEM,
+    cause_ref: str = "",
+    staff_user=None,
+    post_release: bool = True,
+) -> LedgerEntry | None:
+    """Remove up to `amount` unused credits (None: all) from `lots`, in spend order.
+
+    Returns the void entry, or None when nothing was left to void. Credits already
+    spent are not clawed back. The released cost goes to `revenue_breakage` (the
+    money is kept), unless `post_release` is False: a refund posts it itself.
+    """
+    lots = list(lots)
+    if not lots:
+        return None
+    user_id = lots[0].user_id
+    if any(lot.user_id != user_id for lot in lots):
+        raise ValueError("A void touches one user's lots.")
+    if amount is not None:
+        _check_amount(amount, "A void")
+    with transaction.atomic():
+        wallet = _lock_wallet(user_id)
+        now = _now()
+        existing = _entry_for(idempotency_key)
+        if existing is not None:
+            return _same_cause(existing, user_id=user_id, kinds=(EntryKind.VOID,))
+        if not CreditLot.objects.filter(pk__in=[lot.pk for lot in lots], remaining__gt=0).exists():
+            return None  # spent or voided already: nothing to do, nothing to write
+        _write_off_due(wallet, now)
+        live = list(
+            CreditLot.objects.select_for_update()
+            .filter(pk__in=[lot.pk for lot in lots], remaining__gt=0)
+            .order_by(*SPEND_ORDER)
+        )
+        wanted = sum(lot.remaining for lot in live) if amount is None else amount
+        touched = _plan(live, wanted)
+        if not touched:  # spent, expired or voided already: nothing left to void
+            return None
+        entry = _take(
+            wallet,
+            touched,
+            now=now,
+            kind=EntryKind.VOID,
+            idempotency_key=idempotency_key,
+            cause=cause,
+            cause_ref=cause_ref,
+            staff_user=staff_user,
+            reason=reason,
+        )
+        if post_release:
+            _post_release(
+                entry,
+                to=AccountCode.REVENUE_BREAKAGE,
+                event="credits_voided",
+                memo=reason,
+                staff_user=staff_user,
+                reason=reason if staff_user else "",
+            )
+        return entry
 
 
 def void_lot(
@@ -405,44 +606,24 @@ def void_lot(
     cause: str = Cause.SYSTEM,
     cause_ref: str = "",
     staff_user=None,
+    post_release: bool = True,
 ) -> LedgerEntry | None:
-    """Remove a lot's unused remainder (e.g. its payment was refunded).
-
-    Returns the void entry, or None when nothing was left to void. Credits already
-    spent from the lot are not clawed back.
-    """
-    with transaction.atomic():
-        wallet = _lock_wallet(lot.user_id)
-        now = _now()
-        existing = _entry_for(idempotency_key)
-        if existing is not None:
-            return _same_cause(existing, user_id=lot.user_id, kinds=(EntryKind.VOID,))
-        lot = CreditLot.objects.select_for_update().get(pk=lot.pk)
-        if lot.remaining == 0:
-            return None
-        _write_off_due(wallet, now)
-        lot.refresh_from_db(fields=["remaining"])
-        if lot.remaining == 0:  # it was past its date: expired, nothing left to void
-            return None
-        amount = lot.remaining
-        lot.remaining = 0
-        lot.save(update_fields=["remaining"])
-        return _record(
-            wallet,
-            kind=EntryKind.VOID,
-            amount=-amount,
-            idempotency_key=idempotency_key,
-            lots=[(lot, -amount)],
-            now=now,
-            cause=cause,
-            cause_ref=cause_ref,
-            staff_user=staff_user,
-            reason=reason,
-        )
+    """Remove a lot's whole unused remainder (see void_credits)."""
+    return void_credits(
+        lots=[lot],
+        amount=None,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        cause=cause,
+        cause_ref=cause_ref,
+        staff_user=staff_user,
+        post_release=post_release,
+    )
 
 
 def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) -> LedgerEntry:
-    """A staff correction: add a never-expiring lot, or take credits in spend order."""
+    """A staff correction: add a never-expiring lot (free: it costs nothing), or take
+    credits in spend order (the money they carried is kept, as breakage)."""
     if not reason.strip():
         raise ValueError("An adjustment needs a reason.")
     if staff_user is None or not staff_user.is_staff:
@@ -463,41 +644,52 @@ def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) 
             idempotency_key=idempotency_key,
             **fields,
         )
-        return LedgerEntry.objects.get(idempotency_key=lot.grant_key)
+        return _with_costs(LedgerEntry.objects.get(idempotency_key=lot.grant_key))
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
         now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
             return _same_cause(existing, user_id=user.pk, kinds=(EntryKind.ADJUST,))
-        return _burn(wallet, -amount, now=now, idempotency_key=idempotency_key, **fields)
+        entry = _burn(wallet, -amount, now=now, idempotency_key=idempotency_key, **fields)
+        _post_release(
+            entry,
+            to=AccountCode.REVENUE_BREAKAGE,
+            event="credits_removed_by_staff",
+            memo="Credits removed by staff",
+            staff_user=staff_user,
+            reason=reason.strip(),
+        )
+        return entry
 
 
 # --- Expiry -----------------------------------------------------------------------
 
 # Expire every due lot of the given (already locked) users in one statement: zero the
-# remainders, write one entry and one lot link per lot with a running balance, and
-# lower the wallets. Data-modifying CTEs all see the same snapshot, so `running`
+# remainders and unreleased costs, write one entry and one lot link per lot with a
+# running balance, lower the wallets, and post each lot's released cost from deferred
+# revenue to breakage. Data-modifying CTEs all see the same snapshot, so `running`
 # reads the wallet balances from before this statement's own update.
 _EXPIRE_SQL = """
 WITH due AS (
-    SELECT id, user_id, remaining
+    SELECT id, user_id, remaining, cost_left_cents
     FROM credits_lot
     WHERE user_id = ANY(%(user_ids)s) AND remaining > 0 AND expires_at <= %(now)s
     ORDER BY user_id, id
     FOR UPDATE
 ),
 burned AS (
-    UPDATE credits_lot AS lot SET remaining = 0
+    UPDATE credits_lot AS lot SET remaining = 0, cost_left_cents = 0
     FROM due
     WHERE lot.id = due.id
       -- Redundant with `due`, but it lets the planner find the batch's lots through an
       -- index instead of merge-joining `due` against the whole primary key.
       AND lot.user_id = ANY(%(user_ids)s) AND lot.remaining > 0 AND lot.expires_at <= %(now)s
-    RETURNING lot.id AS lot_id, lot.user_id, due.remaining AS expired
+    RETURNING lot.id AS lot_id, lot.user_id, due.remaining AS expired,
+              due.cost_left_cents AS released
 ),
 running AS (
-    SELECT b.lot_id, b.user_id, b.expired, 'expire:lot:' || b.lot_id AS key,
+    SELECT b.lot_id, b.user_id, b.expired, b.released, 'expire:lot:' || b.lot_id AS key,
            w.balance - SUM(b.expired) OVER (PARTITION BY b.user_id ORDER BY b.lot_id)
                AS balance_after
     FROM burned b JOIN credits_wallet w ON w.user_id = b.user_id
@@ -513,14 +705,31 @@ entries AS (
     RETURNING id, idempotency_key
 ),
 links AS (
-    INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount)
-    SELECT e.id, r.lot_id, -r.expired
+    INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount, cost_cents)
+    SELECT e.id, r.lot_id, -r.expired, -r.released
     FROM entries e JOIN running r ON r.key = e.idempotency_key
 ),
 wallets AS (
     UPDATE credits_wallet AS w SET balance = w.balance - t.total, updated_at = %(now)s
     FROM (SELECT user_id, SUM(expired) AS total FROM burned GROUP BY user_id) t
     WHERE w.user_id = t.user_id
+),
+journal AS (
+    INSERT INTO books_journal_transaction
+        (idempotency_key, event, cause, cause_ref, reason, memo, ledger_entry_id, created_at)
+    SELECT 'books:' || e.idempotency_key, 'credits_expired', 'ledger', e.idempotency_key,
+           '', 'Paid credits expired', e.id, %(now)s
+    FROM entries e JOIN running r ON r.key = e.idempotency_key
+    WHERE r.released > 0
+    RETURNING id, idempotency_key
+),
+journal_lines AS (
+    INSERT INTO books_journal_line (transaction_id, account_id, amount_cents)
+    SELECT j.id, a.id, CASE WHEN a.key = 'deferred_revenue' THEN r.released ELSE -r.released END
+    FROM journal j
+    JOIN running r ON 'books:' || r.key = j.idempotency_key
+    CROSS JOIN books_account a
+    WHERE a.key IN ('deferred_revenue', 'revenue_breakage')
 )
 SELECT count(*) FROM burned
 """

@@ -33,7 +33,13 @@ class Gateway(Protocol):
 
     def retrieve_payment_intent(self, intent_id: str) -> dict: ...
 
-    def create_refund(self, *, payment_intent_id: str, idempotency_key: str) -> dict: ...
+    def create_refund(
+        self, *, payment_intent_id: str, amount: int | None = None, idempotency_key: str
+    ) -> dict: ...
+
+    def list_refunds(self, *, payment_intent_id: str) -> list[dict]: ...
+
+    def card_fee(self, *, charge_id: str | None, amount: int) -> int | None: ...
 
     def checkout_url(self, intent: dict) -> str | None: ...
 
@@ -80,12 +86,39 @@ class StripeGateway:
     def retrieve_payment_intent(self, intent_id: str) -> dict:
         return self._call(self.client.v1.payment_intents.retrieve, intent_id)
 
-    def create_refund(self, *, payment_intent_id: str, idempotency_key: str) -> dict:
+    def create_refund(
+        self, *, payment_intent_id: str, amount: int | None = None, idempotency_key: str
+    ) -> dict:
+        params = {"payment_intent": payment_intent_id}
+        if amount is not None:
+            params["amount"] = amount
         return self._call(
             self.client.v1.refunds.create,
-            params={"payment_intent": payment_intent_id},
+            params=params,
             options={"idempotency_key": idempotency_key},
         )
+
+    def list_refunds(self, *, payment_intent_id: str) -> list[dict]:
+        page = self._call(
+            self.client.v1.refunds.list,
+            params={"payment_intent": payment_intent_id, "limit": 100},
+        )
+        return page.get("data") or []
+
+    def card_fee(self, *, charge_id: str | None, amount: int) -> int | None:
+        """The fee on the charge's balance transaction; None when Stripe has none
+        (yet, or an emulator such as localstripe that keeps no balance)."""
+        if not charge_id:
+            return None
+        charge = self._call(
+            self.client.v1.charges.retrieve,
+            charge_id,
+            params={"expand": ["balance_transaction"]},
+        )
+        balance_transaction = charge.get("balance_transaction")
+        if isinstance(balance_transaction, dict) and balance_transaction.get("fee") is not None:
+            return int(balance_transaction["fee"])
+        return None
 
     def checkout_url(self, intent: dict) -> str | None:
         return None  # the page mounts Stripe's Payment Element instead
@@ -170,10 +203,22 @@ class TestGateway:
             raise GatewayError(f"No such payment_intent: {intent_id}")
         return testmode.intent_object(intent)
 
-    def create_refund(self, *, payment_intent_id: str, idempotency_key: str) -> dict:
+    def create_refund(
+        self, *, payment_intent_id: str, amount: int | None = None, idempotency_key: str
+    ) -> dict:
         from payments import testmode
 
-        return testmode.refund(payment_intent_id, idempotency_key=idempotency_key)
+        return testmode.refund(payment_intent_id, amount=amount, idempotency_key=idempotency_key)
+
+    def list_refunds(self, *, payment_intent_id: str) -> list[dict]:
+        from payments import testmode
+
+        return testmode.list_refunds(payment_intent_id)
+
+    def card_fee(self, *, charge_id: str | None, amount: int) -> int | None:
+        from payments import testmode
+
+        return testmode.card_fee(amount)
 
     def checkout_url(self, intent: dict) -> str | None:
         return reverse("test_checkout", kwargs={"intent_id": intent["id"]})

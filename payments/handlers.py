@@ -1,12 +1,16 @@
-"""Webhook handlers for PaymentIntents and charges (registered in webhooks.registry)."""
+"""Webhook handlers for PaymentIntents, charges and disputes (webhooks.registry).
+
+An object without a purpose of ours (another product on the same Stripe account)
+is stored with its event and changes nothing.
+"""
 
 from payments import services
-
-HANDLED_PURPOSES = {"credit_package"}
+from payments.models import Payment
+from payments.purposes import is_ours
 
 
 def _ours(obj: dict) -> bool:
-    return (obj.get("metadata") or {}).get("purpose") in HANDLED_PURPOSES
+    return is_ours((obj.get("metadata") or {}).get("purpose"))
 
 
 def payment_intent_succeeded(event) -> None:
@@ -15,7 +19,8 @@ def payment_intent_succeeded(event) -> None:
         services.complete_from_intent(intent, cause_ref=event.stripe_event_id)
 
 
-def payment_intent_payment_failed(event) -> None:
+def payment_intent_failed(event) -> None:
+    """payment_intent.payment_failed and payment_intent.canceled."""
     intent = event.data_object
     if _ours(intent):
         services.fail_from_intent(intent, cause_ref=event.stripe_event_id)
@@ -23,10 +28,14 @@ def payment_intent_payment_failed(event) -> None:
 
 def charge_refunded(event) -> None:
     charge = event.data_object
-    if (
-        _ours(charge)
-        or services.Payment.objects.filter(
-            stripe_payment_intent_id=charge.get("payment_intent")
-        ).exists()
-    ):
+    intent_id = charge.get("payment_intent")
+    if _ours(charge) or Payment.objects.filter(stripe_payment_intent_id=intent_id).exists():
         services.refund_from_charge(charge, cause_ref=event.stripe_event_id)
+
+
+def dispute_created(event) -> None:
+    services.open_dispute(dispute=event.data_object, cause_ref=event.stripe_event_id)
+
+
+def dispute_closed(event) -> None:
+    services.close_dispute(dispute=event.data_object, cause_ref=event.stripe_event_id)

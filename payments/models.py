@@ -8,6 +8,7 @@ from django.db.models import Q
 class Purpose(models.TextChoices):
     CREDIT_PACKAGE = "credit_package", "Credit package"
     TRACK_PURCHASE = "track_purchase", "Track purchase"
+    ESSENTIAL = "essential", "Essential subscription"
 
 
 class PaymentStatus(models.TextChoices):
@@ -15,11 +16,19 @@ class PaymentStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
     REFUNDED = "refunded", "Refunded"
+    DISPUTED = "disputed", "Disputed"
+
+
+class PaymentFlag(models.TextChoices):
+    NONE = "", "None"
+    AMOUNT_MISMATCH = "amount_mismatch", "Amount or currency differs from ours"
 
 
 class Payment(models.Model):
-    """One PaymentIntent of ours. Statuses move only through services.set_status."""
+    """One card payment of ours (a PaymentIntent, or an Essential invoice): every
+    dollar in is a Payment. Statuses move only through services.set_status."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     purpose = models.CharField(max_length=32, choices=Purpose.choices)
@@ -29,9 +38,15 @@ class Payment(models.Model):
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default="usd")
     status = models.CharField(
-        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True
+        max_length=24, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True
     )
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_invoice_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True)
+    fee_cents = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The card fee Stripe charged; empty: unknown."
+    )
+    flag = models.CharField(max_length=32, choices=PaymentFlag.choices, blank=True, default="")
     client_secret = models.CharField(max_length=255, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     lot = models.OneToOneField(
@@ -39,6 +54,9 @@ class Payment(models.Model):
     )
     refund_requested_at = models.DateTimeField(null=True, blank=True)
     refunded_cents = models.PositiveIntegerField(default=0)
+    disputed_from = models.CharField(
+        max_length=24, blank=True, help_text="The status a dispute suspended (restored if won)."
+    )
     refund_shortfall_credits = models.PositiveIntegerField(
         default=0, help_text="Credits already spent or expired when refunded: not recovered."
     )
@@ -53,6 +71,10 @@ class Payment(models.Model):
                 condition=~Q(purpose="credit_package") | Q(package__isnull=False),
                 name="payments_package_payment_has_package",
             ),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__lte=models.F("amount_cents")),
+                name="payments_refunded_within_amount",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -61,6 +83,35 @@ class Payment(models.Model):
     @property
     def amount_display(self) -> str:
         return f"${self.amount_cents / 100:,.2f}"
+
+    @property
+    def fee_display(self) -> str:
+        return "unknown" if self.fee_cents is None else f"${self.fee_cents / 100:,.2f}"
+
+
+class Refund(models.Model):
+    """One Stripe refund of a payment, applied once (its id is the business key)."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    stripe_refund_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    cause_ref = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_cents__gt=0), name="payments_refund_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_refund_id}: ${self.amount_cents / 100:,.2f}"
 
 
 class TestModeIntent(models.Model):
@@ -78,6 +129,7 @@ class TestModeIntent(models.Model):
     last_error = models.JSONField(null=True, blank=True)
     charge_id = models.CharField(max_length=64, blank=True)
     amount_refunded = models.PositiveIntegerField(default=0)
+    refunds = models.JSONField(default=list, help_text="[{id, amount}] in order.")
     created = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

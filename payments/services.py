@@ -1,9 +1,10 @@
-"""State changes of card payments: buying credit packages, completion, refunds.
+"""State changes of card payments: starting them, completion, refunds, disputes.
 
-The webhook handlers and the reconciliation job both end here, so a payment is
-completed by the same code whichever learns of it first, exactly once: the payment
-row is locked, and the credit grant's idempotency key is derived from the
-PaymentIntent id.
+The webhook handlers, the reconciliation job and admin all end here, so a payment is
+settled by the same code whichever learns of it first, exactly once: the payment row
+is locked (`lock_payment` and friends), and every effect has a unique key derived
+from Stripe's ids. What a payment buys is not known here: its purpose finds the app
+that fulfils it in `payments.purposes` (credit packages, Essential, track purchases).
 """
 
 from __future__ import annotations
@@ -15,25 +16,32 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from credits import services as credit_services
-from credits.models import Cause, CreditPackage, LotSource
+from books import services as books
+from books.models import AccountCode, JournalCause
+from credits.models import CreditPackage
 from payments.gateway import GatewayError, get_gateway
-from payments.models import Payment, PaymentStatus, Purpose
+from payments.models import Payment, PaymentFlag, PaymentStatus, Purpose, Refund
+from payments.purposes import fulfilment_for
 from subscriptions.selectors import has_active_subscription
 
 logger = logging.getLogger(__name__)
 
 RECONCILE_AFTER = dt.timedelta(minutes=10)
 PENDING_REUSE_WINDOW = dt.timedelta(minutes=30)
+S = PaymentStatus
 
 # The allowed moves of a payment's status; anything else is a bug or a stale event.
 TRANSITIONS: dict[str, set[str]] = {
-    PaymentStatus.PENDING: {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED},
-    PaymentStatus.FAILED: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
-    PaymentStatus.SUCCEEDED: {PaymentStatus.REFUNDED},
-    PaymentStatus.CANCELED: set(),
-    PaymentStatus.REFUNDED: set(),
+    S.PENDING: {S.SUCCEEDED, S.FAILED, S.CANCELED},
+    S.FAILED: {S.SUCCEEDED, S.CANCELED},
+    S.SUCCEEDED: {S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED},
+    S.PARTIALLY_REFUNDED: {S.REFUNDED, S.DISPUTED},
+    S.DISPUTED: {S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED},
+    S.CANCELED: set(),
+    S.REFUNDED: set(),
 }
+# A payment in one of these has been paid: it can be refunded or disputed.
+PAID_STATUSES = (S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.DISPUTED, S.REFUNDED)
 
 
 class SubscriptionRequired(Exception):
@@ -57,74 +65,18 @@ def set_status(payment: Payment, new_status: str, *, extra_fields: tuple[str, ..
     if not can_move(payment, new_status):
         raise InvalidTransition(f"Payment {payment.pk}: {payment.status} -> {new_status}")
     payment.status = new_status
-    if new_status == PaymentStatus.SUCCEEDED:
+    if new_status == S.SUCCEEDED and payment.completed_at is None:
         payment.completed_at = _now()
         extra_fields = (*extra_fields, "completed_at")
     payment.save(update_fields=["status", "updated_at", *extra_fields])
 
 
-# --- Starting a purchase ------------------------------------------------------------
+# --- Locks: a payment row is locked after the user's wallet (credits) and before
+# anything a fulfilment locks; no function here holds two payments at once. ---------
 
 
-def start_package_purchase(*, user, package: CreditPackage) -> tuple[Payment, dict]:
-    """Record a pending payment and create its PaymentIntent; return both.
-
-    Raises SubscriptionRequired (nothing is created) when the setting requires
-    Essential and the user has none, and GatewayError when Stripe cannot be reached.
-    """
-    if settings.CREDITS_REQUIRE_SUBSCRIPTION and not has_active_subscription(user):
-        raise SubscriptionRequired("Credit packages need an active Essential subscription.")
-    gateway = get_gateway()
-    # A second click reuses the open payment instead of starting another charge.
-    payment = (
-        Payment.objects.filter(
-            user=user,
-            package=package,
-            status=PaymentStatus.PENDING,
-            stripe_payment_intent_id__isnull=False,
-            created_at__gte=_now() - PENDING_REUSE_WINDOW,
-        )
-        .order_by("-created_at")
-        .first()
-    )
-    if payment is not None:
-        return payment, gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
-
-    # Committed before Stripe is called, so a webhook that outruns our response
-    # finds it through the payment_id in the metadata.
-    payment = Payment.objects.create(
-        user=user,
-        purpose=Purpose.CREDIT_PACKAGE,
-        package=package,
-        amount_cents=package.price_cents,
-    )
-    try:
-        intent = gateway.create_payment_intent(
-            amount=package.price_cents,
-            currency="usd",
-            description=f"SoundStudio {package.name}: {package.credits} credits",
-            metadata={
-                "purpose": Purpose.CREDIT_PACKAGE,
-                "user_id": str(user.pk),
-                "package": package.slug,
-                "payment_id": str(payment.pk),
-            },
-            idempotency_key=f"payment:{payment.pk}:create-intent",
-        )
-    except GatewayError as exc:
-        with transaction.atomic():
-            payment = Payment.objects.select_for_update().get(pk=payment.pk)
-            payment.failure_message = str(exc)[:500]
-            set_status(payment, PaymentStatus.FAILED, extra_fields=("failure_message",))
-        raise
-    Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id__isnull=True).update(
-        stripe_payment_intent_id=intent["id"], client_secret=intent.get("client_secret") or ""
-    )
-    payment.refresh_from_db()
-    return payment, intent
-
-
-# --- Completion (webhook and reconciliation) ------------------------------------------
+def lock_payment(pk: int) -> Payment:
+    return Payment.objects.select_for_update().get(pk=pk)
 
 
 def _locked_payment_for_intent(intent: dict) -> Payment:
@@ -144,18 +96,16 @@ def _locked_payment_for_intent(intent: dict) -> Payment:
     if payment is None:
         # Out of order: Stripe knows a payment we have no row for. Stripe is the truth.
         purpose = metadata.get("purpose")
-        package = None
-        if purpose == Purpose.CREDIT_PACKAGE:
-            package = CreditPackage.objects.get(slug=metadata["package"])
+        fields = fulfilment_for(purpose).payment_fields(metadata)
         try:
             with transaction.atomic():
                 Payment.objects.create(
                     user_id=int(metadata["user_id"]),
                     purpose=purpose,
-                    package=package,
                     amount_cents=intent["amount"],
                     currency=intent.get("currency", "usd"),
                     stripe_payment_intent_id=intent_id,
+                    **fields,
                 )
         except IntegrityError:
             pass  # created concurrently by another delivery; lock that one below
@@ -163,38 +113,175 @@ def _locked_payment_for_intent(intent: dict) -> Payment:
     return payment
 
 
+# --- Starting a payment ---------------------------------------------------------------
+
+
+def start_card_payment(
+    *,
+    user,
+    purpose: str,
+    amount_cents: int,
+    description: str,
+    metadata: dict,
+    idempotency_key: str | None = None,
+    **payment_fields,
+) -> tuple[Payment, dict]:
+    """Record a pending payment and create its PaymentIntent; return both.
+
+    The payment is committed before Stripe is called, so a webhook that outruns our
+    response finds it through the payment_id in the metadata. Stripe's idempotency
+    key is `idempotency_key` (derived from the caller's own ids) or the payment's id.
+    Raises GatewayError (the payment is marked failed) when Stripe cannot be reached
+    or refuses.
+    """
+    payment = Payment.objects.create(
+        user=user, purpose=purpose, amount_cents=amount_cents, **payment_fields
+    )
+    try:
+        intent = get_gateway().create_payment_intent(
+            amount=amount_cents,
+            currency=payment.currency,
+            description=description,
+            metadata={
+                "purpose": purpose,
+                "user_id": str(user.pk),
+                **metadata,
+                "payment_id": str(payment.pk),
+            },
+            idempotency_key=idempotency_key or f"payment:{payment.pk}:create-intent",
+        )
+    except GatewayError as exc:
+        with transaction.atomic():
+            payment = lock_payment(payment.pk)
+            payment.failure_message = str(exc)[:500]
+            set_status(payment, S.FAILED, extra_fields=("failure_message",))
+        raise
+    Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id__isnull=True).update(
+        stripe_payment_intent_id=intent["id"], client_secret=intent.get("client_secret") or ""
+    )
+    payment.refresh_from_db()
+    return payment, intent
+
+
+def start_package_purchase(*, user, package: CreditPackage) -> tuple[Payment, dict]:
+    """Start paying for a credit package; return the payment and its PaymentIntent.
+
+    Raises SubscriptionRequired (nothing is created) when the setting requires
+    Essential and the user has none, and GatewayError when Stripe cannot be reached.
+    """
+    if settings.CREDITS_REQUIRE_SUBSCRIPTION and not has_active_subscription(user):
+        raise SubscriptionRequired("Credit packages need an active Essential subscription.")
+    # A second click reuses the open payment instead of starting another charge.
+    payment = (
+        Payment.objects.filter(
+            user=user,
+            package=package,
+            status=S.PENDING,
+            stripe_payment_intent_id__isnull=False,
+            created_at__gte=_now() - PENDING_REUSE_WINDOW,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if payment is not None:
+        return payment, get_gateway().retrieve_payment_intent(payment.stripe_payment_intent_id)
+    return start_card_payment(
+        user=user,
+        purpose=Purpose.CREDIT_PACKAGE,
+        amount_cents=package.price_cents,
+        description=f"SoundStudio {package.name}: {package.credits} credits",
+        metadata={"package": package.slug},
+        package=package,
+    )
+
+
+# --- Completion (webhook and reconciliation) ------------------------------------------
+
+
+def _charge_id(obj: dict) -> str:
+    """The id of an intent's latest charge (or an invoice's charge), expanded or not."""
+    charge = obj.get("latest_charge") or obj.get("charge")
+    if isinstance(charge, dict):
+        charge = charge.get("id")
+    return charge or ""
+
+
+def _card_fee(*, charge_id: str | None, amount: int) -> int | None:
+    """The card fee Stripe took, or None when it cannot say (localstripe, an outage)."""
+    try:
+        return get_gateway().card_fee(charge_id=charge_id, amount=amount)
+    except GatewayError:
+        logger.warning("card fee unknown", extra={"charge": charge_id})
+        return None
+
+
+def _post_fee(payment: Payment, *, source_id: str, fee_cents: int | None, cause_ref: str) -> None:
+    if fee_cents:
+        books.post(
+            key=f"books:fee:{source_id}",
+            event="card_fee",
+            lines=[(AccountCode.PROCESSOR_FEES, fee_cents), (AccountCode.CASH, -fee_cents)],
+            cause=JournalCause.STRIPE,
+            cause_ref=cause_ref,
+            payment=payment,
+        )
+
+
+def _matches(payment: Payment, intent: dict) -> bool:
+    received = intent.get("amount_received") or intent.get("amount")
+    return (
+        received == payment.amount_cents
+        and str(intent.get("currency", "")).lower() == payment.currency.lower()
+    )
+
+
 def complete_from_intent(intent: dict, *, cause_ref: str) -> Payment:
-    """Apply a succeeded PaymentIntent: grant the package's credits once."""
+    """Apply a succeeded PaymentIntent: fulfil its purpose once, with its money in.
+
+    An intent whose amount or currency differs from ours is not fulfilled: the
+    payment is failed and flagged for admins.
+    """
     if intent.get("status") != "succeeded":
         raise ValueError(f"PaymentIntent {intent['id']} is {intent.get('status')}, not succeeded")
+    # Asked before any lock is taken: Stripe may be slow.
+    fee = _card_fee(charge_id=_charge_id(intent), amount=intent["amount"])
     with transaction.atomic():
         payment = _locked_payment_for_intent(intent)
-        if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED):
+        if payment.status not in (S.PENDING, S.FAILED):
+            return payment  # done already (or canceled: reconciliation flags that)
+        fulfilment = fulfilment_for(payment.purpose)
+        if not _matches(payment, intent):
+            logger.error(
+                "payment amount mismatch",
+                extra={
+                    "payment_id": payment.pk,
+                    "intent": intent["id"],
+                    "ours": [payment.amount_cents, payment.currency],
+                    "stripe": [intent.get("amount_received"), intent.get("currency")],
+                },
+            )
+            payment.flag = PaymentFlag.AMOUNT_MISMATCH
+            payment.failure_message = (
+                f"Stripe reports {intent.get('amount_received')} {intent.get('currency')}; "
+                f"we expected {payment.amount_cents} {payment.currency}. Not fulfilled."
+            )[:500]
+            fields = ("flag", "failure_message")
+            if payment.status == S.PENDING:
+                set_status(payment, S.FAILED, extra_fields=fields)
+            else:
+                payment.save(update_fields=[*fields, "updated_at"])
+            fulfilment.failed(payment=payment, canceled=True, cause_ref=cause_ref)
             return payment
-        if payment.purpose == Purpose.CREDIT_PACKAGE:
-            package = payment.package
-            now = _now()
-            expires_at = (
-                now + dt.timedelta(days=package.expires_after_days)
-                if package.expires_after_days
-                else None
-            )
-            payment.lot = credit_services.grant(
-                user=payment.user,
-                amount=package.credits,
-                source=LotSource.PACKAGE,
-                idempotency_key=f"grant:{intent['id']}",
-                expires_at=expires_at,
-                package=package,
-                cost_cents=intent.get("amount_received") or intent["amount"],
-                cause=Cause.STRIPE,
-                cause_ref=cause_ref,
-                memo=f"{package.name} package",
-            )
-            payment.failure_message = ""
-            set_status(payment, PaymentStatus.SUCCEEDED, extra_fields=("lot", "failure_message"))
-        else:
-            raise ValueError(f"Payment {payment.pk}: no completion for {payment.purpose!r}")
+        fulfilment.fulfil(payment=payment, intent=intent, fee_cents=fee, cause_ref=cause_ref)
+        payment.fee_cents = fee
+        payment.stripe_charge_id = _charge_id(intent)
+        payment.failure_message = ""
+        _post_fee(payment, source_id=intent["id"], fee_cents=fee, cause_ref=cause_ref)
+        set_status(
+            payment,
+            S.SUCCEEDED,
+            extra_fields=("lot", "fee_cents", "stripe_charge_id", "failure_message"),
+        )
     return payment
 
 
@@ -203,96 +290,309 @@ def fail_from_intent(intent: dict, *, cause_ref: str) -> Payment:
     PaymentIntent Stripe has canceled."""
     error = intent.get("last_payment_error") or {}
     canceled = intent.get("status") == "canceled"
-    new_status = PaymentStatus.CANCELED if canceled else PaymentStatus.FAILED
+    new_status = S.CANCELED if canceled else S.FAILED
     with transaction.atomic():
         payment = _locked_payment_for_intent(intent)
-        if payment.status in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+        if payment.status in (S.PENDING, S.FAILED):
             default = "The payment was canceled." if canceled else "The payment failed."
             payment.failure_message = (error.get("message") or default)[:500]
             if payment.status != new_status:
                 set_status(payment, new_status, extra_fields=("failure_message",))
             else:
                 payment.save(update_fields=["failure_message", "updated_at"])
+            fulfilment_for(payment.purpose).failed(
+                payment=payment, canceled=canceled, cause_ref=cause_ref
+            )
         # A late failure event for a payment that already succeeded changes nothing.
     return payment
 
 
-def refund_from_charge(charge: dict, *, cause_ref: str) -> Payment:
-    """Apply a refunded charge: void the unused credits, record the shortfall."""
-    intent_id = charge["payment_intent"]
-    payment = Payment.objects.filter(stripe_payment_intent_id=intent_id).first()
-    if payment is None or payment.status in (PaymentStatus.PENDING, PaymentStatus.FAILED):
-        # We never saw it succeed: complete it from Stripe's copy first, then refund.
-        complete_from_intent(get_gateway().retrieve_payment_intent(intent_id), cause_ref=cause_ref)
+def record_invoice_payment(*, invoice: dict, user_id: int, cause_ref: str) -> Payment | None:
+    """An Essential invoice was paid: one Payment row (every dollar in is a Payment),
+    fulfilled like any other. None for an invoice of nothing (a trial, a credit)."""
+    amount = invoice.get("amount_paid") or 0
+    if amount <= 0:
+        return None
+    fee = _card_fee(charge_id=_charge_id(invoice), amount=amount)
     with transaction.atomic():
-        payment = _locked_payment_for_intent({"id": intent_id})
-        if payment.status == PaymentStatus.REFUNDED:
+        try:
+            with transaction.atomic():
+                Payment.objects.create(
+                    user_id=user_id,
+                    purpose=Purpose.ESSENTIAL,
+                    amount_cents=amount,
+                    currency=invoice.get("currency") or "usd",
+                    stripe_invoice_id=invoice["id"],
+                )
+        except IntegrityError:
+            pass  # recorded by an earlier or concurrent delivery
+        payment = Payment.objects.select_for_update().get(stripe_invoice_id=invoice["id"])
+        if payment.status != S.PENDING:
             return payment
-        payment.refunded_cents = charge.get("amount_refunded") or payment.amount_cents
-        if payment.purpose == Purpose.CREDIT_PACKAGE and payment.lot_id:
-            entry = credit_services.void_lot(
-                lot=payment.lot,
-                idempotency_key=f"void:refund:{intent_id}",
-                reason="Card payment refunded",
-                cause=Cause.STRIPE,
-                cause_ref=cause_ref,
+        fulfilment_for(payment.purpose).fulfil(
+            payment=payment, intent=invoice, fee_cents=fee, cause_ref=cause_ref
+        )
+        payment.fee_cents = fee
+        payment.stripe_charge_id = _charge_id(invoice)
+        _post_fee(payment, source_id=invoice["id"], fee_cents=fee, cause_ref=cause_ref)
+        set_status(payment, S.SUCCEEDED, extra_fields=("fee_cents", "stripe_charge_id"))
+    return payment
+
+
+# --- Refunds ------------------------------------------------------------------------
+
+
+def apply_refund(
+    *,
+    payment: Payment,
+    refund_id: str,
+    amount_cents: int,
+    cause_ref: str,
+    staff_user=None,
+    reason: str = "",
+) -> Payment:
+    """Apply one Stripe refund of a paid payment, once per refund id."""
+    with transaction.atomic():
+        payment = lock_payment(payment.pk)
+        if Refund.objects.filter(stripe_refund_id=refund_id).exists():
+            return payment  # under the payment's lock: no concurrent twin can be halfway
+        if payment.status not in PAID_STATUSES:
+            raise InvalidTransition(f"Payment {payment.pk} is {payment.status}: nothing to refund")
+        amount_cents = min(amount_cents, payment.amount_cents - payment.refunded_cents)
+        if amount_cents <= 0:
+            logger.warning(
+                "refund beyond the payment ignored",
+                extra={"payment_id": payment.pk, "refund": refund_id},
             )
-            voided = -entry.amount if entry else 0
-            payment.refund_shortfall_credits = payment.lot.amount - voided
-        set_status(
-            payment,
-            PaymentStatus.REFUNDED,
-            extra_fields=("refunded_cents", "refund_shortfall_credits"),
+            return payment
+        Refund.objects.create(
+            payment=payment,
+            stripe_refund_id=refund_id,
+            amount_cents=amount_cents,
+            staff_user=staff_user,
+            reason=reason,
+            cause_ref=cause_ref[:200],
+            created_at=_now(),
+        )
+        payment.refunded_cents += amount_cents
+        fulfilment_for(payment.purpose).refunded(
+            payment=payment,
+            refund_id=refund_id,
+            amount_cents=amount_cents,
+            refunded_total_cents=payment.refunded_cents,
+            cause_ref=cause_ref,
+        )
+        new_status = (
+            S.REFUNDED if payment.refunded_cents >= payment.amount_cents else (S.PARTIALLY_REFUNDED)
+        )
+        fields = ("refunded_cents", "refund_shortfall_credits")
+        if payment.status == S.DISPUTED:
+            payment.disputed_from = new_status  # what a won dispute restores
+            payment.save(update_fields=[*fields, "disputed_from", "updated_at"])
+        elif payment.status != new_status:
+            set_status(payment, new_status, extra_fields=fields)
+        else:
+            payment.save(update_fields=[*fields, "updated_at"])
+    logger.info(
+        "payment refunded",
+        extra={
+            "payment_id": payment.pk,
+            "purpose": payment.purpose,
+            "refund": refund_id,
+            "amount_cents": amount_cents,
+            "refunded_total_cents": payment.refunded_cents,
+        },
+    )
+    return payment
+
+
+def _payment_paid_at_stripe(intent_id: str, *, cause_ref: str) -> Payment | None:
+    """Our payment of a PaymentIntent, completed from Stripe's copy if we never saw it
+    succeed; None when the intent is not ours."""
+    payment = Payment.objects.filter(stripe_payment_intent_id=intent_id).first()
+    if payment is None or payment.status in (S.PENDING, S.FAILED):
+        intent = get_gateway().retrieve_payment_intent(intent_id)
+        if payment is None and not _is_ours(intent):
+            return None
+        if intent.get("status") == "succeeded":
+            payment = complete_from_intent(intent, cause_ref=cause_ref)
+    return payment
+
+
+def _is_ours(obj: dict) -> bool:
+    from payments.purposes import is_ours
+
+    return is_ours((obj.get("metadata") or {}).get("purpose"))
+
+
+def refund_from_charge(charge: dict, *, cause_ref: str) -> Payment | None:
+    """Apply a refunded charge: each of its refunds once, by refund id.
+
+    Newer API versions leave `refunds` out of the charge, so the refunds are asked
+    of Stripe when the event does not carry them.
+    """
+    intent_id = charge.get("payment_intent")
+    if not intent_id:
+        return None
+    payment = _payment_paid_at_stripe(intent_id, cause_ref=cause_ref)
+    if payment is None or payment.status not in PAID_STATUSES:
+        return payment
+    listed = (charge.get("refunds") or {}).get("data")
+    if listed is None:
+        listed = get_gateway().list_refunds(payment_intent_id=intent_id)
+    for refund in sorted(listed, key=lambda r: (r.get("created") or 0, r["id"])):
+        if refund.get("status", "succeeded") != "succeeded":
+            continue
+        payment = apply_refund(
+            payment=payment,
+            refund_id=refund["id"],
+            amount_cents=refund["amount"],
+            cause_ref=cause_ref,
+        )
+    # A Stripe that lists no refunds (an emulator) still says how much was refunded.
+    total = charge.get("amount_refunded") or 0
+    payment.refresh_from_db()
+    if total > payment.refunded_cents:
+        payment = apply_refund(
+            payment=payment,
+            refund_id=f"{charge.get('id') or intent_id}:refunded:{total}",
+            amount_cents=total - payment.refunded_cents,
+            cause_ref=cause_ref,
         )
     return payment
 
 
-def request_refund(*, payment: Payment) -> dict:
-    """Admin: refund a succeeded payment through Stripe; the webhook applies it."""
-    if payment.status != PaymentStatus.SUCCEEDED or not payment.stripe_payment_intent_id:
-        raise InvalidTransition("Only a succeeded card payment can be refunded.")
+def request_refund(
+    *, payment: Payment, amount_cents: int | None = None, staff_user=None, reason: str = ""
+) -> dict:
+    """Refund a paid payment through Stripe (in full when `amount_cents` is None).
+
+    The refund is applied at once when Stripe says it succeeded; charge.refunded then
+    finds its refund id applied and changes nothing.
+    """
+    payment.refresh_from_db()
+    left = payment.amount_cents - payment.refunded_cents
+    if payment.status not in (S.SUCCEEDED, S.PARTIALLY_REFUNDED) or not (
+        payment.stripe_payment_intent_id
+    ):
+        raise InvalidTransition("Only a paid card payment can be refunded.")
+    amount_cents = left if amount_cents is None else amount_cents
+    if not 0 < amount_cents <= left:
+        raise ValueError(f"A refund of this payment is between $0.01 and ${left / 100:,.2f}.")
     refund = get_gateway().create_refund(
         payment_intent_id=payment.stripe_payment_intent_id,
-        idempotency_key=f"payment:{payment.pk}:refund",
+        amount=amount_cents,
+        # The same request (same state, same amount) never refunds twice.
+        idempotency_key=f"payment:{payment.pk}:refund:{payment.refunded_cents}+{amount_cents}",
     )
     Payment.objects.filter(pk=payment.pk).update(refund_requested_at=_now())
     if refund.get("status") == "succeeded":
-        # Apply it now rather than wait for charge.refunded; that event then finds
-        # the payment refunded and changes nothing.
-        refund_from_charge(
-            {
-                "payment_intent": payment.stripe_payment_intent_id,
-                "amount_refunded": refund["amount"],
-            },
+        apply_refund(
+            payment=payment,
+            refund_id=refund["id"],
+            amount_cents=refund["amount"],
             cause_ref=refund["id"],
+            staff_user=staff_user,
+            reason=reason,
         )
     return refund
+
+
+# --- Disputes -----------------------------------------------------------------------
+
+WON_DISPUTE_STATUSES = ("won", "warning_closed")
+
+
+def _payment_of_dispute(dispute: dict) -> Payment | None:
+    intent_id = dispute.get("payment_intent")
+    if intent_id:
+        payment = Payment.objects.filter(stripe_payment_intent_id=intent_id).first()
+        if payment is not None:
+            return payment
+    charge_id = dispute.get("charge")
+    if charge_id:
+        return Payment.objects.filter(stripe_charge_id=charge_id).first()
+    return None
+
+
+def open_dispute(*, dispute: dict, cause_ref: str) -> Payment | None:
+    """charge.dispute.created: suspend what the payment bought until it closes."""
+    payment = _payment_of_dispute(dispute)
+    if payment is None:
+        return None
+    with transaction.atomic():
+        payment = lock_payment(payment.pk)
+        if payment.status not in (S.SUCCEEDED, S.PARTIALLY_REFUNDED):
+            return payment  # disputed already, or nothing left to dispute
+        payment.disputed_from = payment.status
+        set_status(payment, S.DISPUTED, extra_fields=("disputed_from",))
+        fulfilment_for(payment.purpose).dispute_opened(
+            payment=payment, dispute=dispute, cause_ref=cause_ref
+        )
+    logger.info("payment disputed", extra={"payment_id": payment.pk, "dispute": dispute["id"]})
+    return payment
+
+
+def close_dispute(*, dispute: dict, cause_ref: str) -> Payment | None:
+    """charge.dispute.closed: a dispute won restores the payment; one lost is applied
+    like a refund of what was left (refund id = the dispute's id)."""
+    payment = _payment_of_dispute(dispute)
+    if payment is None:
+        return None
+    won = dispute.get("status") in WON_DISPUTE_STATUSES
+    with transaction.atomic():
+        payment = lock_payment(payment.pk)
+        if payment.status != S.DISPUTED:
+            return payment
+        set_status(payment, payment.disputed_from or S.SUCCEEDED)
+        fulfilment_for(payment.purpose).dispute_closed(
+            payment=payment, dispute=dispute, won=won, cause_ref=cause_ref
+        )
+        left = payment.amount_cents - payment.refunded_cents
+        if not won and left > 0:
+            payment = apply_refund(
+                payment=payment,
+                refund_id=dispute["id"],
+                amount_cents=min(dispute.get("amount") or left, left),
+                cause_ref=cause_ref,
+            )
+    logger.info(
+        "dispute closed",
+        extra={"payment_id": payment.pk, "dispute": dispute["id"], "won": won},
+    )
+    return payment
 
 
 # --- Reconciliation -----------------------------------------------------------------
 
 
 def reconcile(*, now: dt.datetime | None = None) -> list[str]:
-    """Ask Stripe about payments pending for over 10 minutes; complete or fail them."""
+    """Ask Stripe about payments pending for over 10 minutes; complete or fail them.
+
+    One payment's error is logged and reported, and the sweep goes on.
+    """
     now = now or _now()
     gateway = get_gateway()
     report = []
     stale = Payment.objects.filter(
-        status=PaymentStatus.PENDING,
+        status=S.PENDING,
         created_at__lte=now - RECONCILE_AFTER,
         stripe_payment_intent_id__isnull=False,
     ).order_by("created_at")
     for payment in stale.iterator():
         try:
             intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
+            status = intent.get("status")
+            if status == "succeeded":
+                payment = complete_from_intent(intent, cause_ref="reconcile")
+                outcome = "completed" if payment.status == S.SUCCEEDED else payment.status
+                report.append(f"payment {payment.pk}: {outcome} ({intent['id']})")
+            elif status == "canceled" or intent.get("last_payment_error"):
+                payment = fail_from_intent(intent, cause_ref="reconcile")
+                report.append(f"payment {payment.pk}: marked {payment.status} ({intent['id']})")
         except GatewayError as exc:
             report.append(f"payment {payment.pk}: could not ask Stripe ({exc})")
-            continue
-        status = intent.get("status")
-        if status == "succeeded":
-            complete_from_intent(intent, cause_ref="reconcile")
-            report.append(f"payment {payment.pk}: completed ({intent['id']})")
-        elif status == "canceled" or intent.get("last_payment_error"):
-            payment = fail_from_intent(intent, cause_ref="reconcile")
-            report.append(f"payment {payment.pk}: marked {payment.status} ({intent['id']})")
+        except Exception as exc:
+            logger.exception("reconciliation failed", extra={"payment_id": payment.pk})
+            report.append(f"payment {payment.pk}: error ({exc.__class__.__name__}: {exc})")
     return report

@@ -71,6 +71,34 @@ def intent_object(intent: TestModeIntent) -> dict:
     }
 
 
+def card_fee(amount: int) -> int:
+    """Stripe's standard US card fee: 2.9% (rounded half up) + 30 cents."""
+    return (amount * 29 + 500) // 1000 + 30
+
+
+def _refund_objects(intent: TestModeIntent) -> list[dict]:
+    return [
+        {
+            "id": r["id"],
+            "object": "refund",
+            "amount": r["amount"],
+            "charge": intent.charge_id,
+            "payment_intent": intent.id,
+            "currency": intent.currency,
+            "created": r.get("created"),
+            "status": "succeeded",
+        }
+        for r in intent.refunds
+    ]
+
+
+def list_refunds(intent_id: str) -> list[dict]:
+    intent = TestModeIntent.objects.filter(pk=intent_id).first()
+    if intent is None:
+        raise GatewayError(f"No such payment_intent: {intent_id}")
+    return _refund_objects(intent)
+
+
 def charge_object(intent: TestModeIntent) -> dict:
     return {
         "id": intent.charge_id,
@@ -83,6 +111,7 @@ def charge_object(intent: TestModeIntent) -> dict:
         "metadata": intent.metadata,
         "paid": True,
         "refunded": intent.amount_refunded >= intent.amount,
+        "refunds": {"object": "list", "data": _refund_objects(intent)},
         "status": "succeeded",
         "livemode": False,
     }
@@ -160,23 +189,30 @@ def confirm(intent_id: str, card_number: str) -> TestModeIntent:
     return intent
 
 
-def refund(intent_id: str, *, idempotency_key: str) -> dict:
+def refund(intent_id: str, *, amount: int | None = None, idempotency_key: str) -> dict:
+    """Refund `amount` (None: all that is left) of a succeeded intent, as Stripe does:
+    a retried request with the same key returns the first refund."""
     with transaction.atomic():
         intent = TestModeIntent.objects.select_for_update().filter(pk=intent_id).first()
         if intent is None or intent.status != "succeeded":
             raise GatewayError("This PaymentIntent has no successful charge to refund.")
-        if intent.amount_refunded < intent.amount:
-            intent.amount_refunded = intent.amount
-            intent.save(update_fields=["amount_refunded"])
+        earlier = next((r for r in intent.refunds if r.get("key") == idempotency_key), None)
+        if earlier is None:
+            left = intent.amount - intent.amount_refunded
+            amount = left if amount is None else amount
+            if not 0 < amount <= left:
+                raise GatewayError(f"Refund amount must be between 1 and {left} cents.")
+            earlier = {
+                "id": f"re_test_{secrets.token_hex(12)}",
+                "amount": amount,
+                "key": idempotency_key,
+                "created": int(time.time()),
+            }
+            intent.refunds = [*intent.refunds, earlier]
+            intent.amount_refunded += amount
+            intent.save(update_fields=["refunds", "amount_refunded"])
             emit("charge.refunded", charge_object(intent))
-    return {
-        "id": f"re_test_{intent.charge_id[8:]}",
-        "object": "refund",
-        "amount": intent.amount,
-        "payment_intent": intent.id,
-        "charge": intent.charge_id,
-        "status": "succeeded",
-    }
+    return next(r for r in _refund_objects(intent) if r["id"] == earlier["id"])
 
 
 # --- Subscriptions (Checkout in subscription mode) -----------------------------------
@@ -256,6 +292,7 @@ def invoice_object(sub, *, billing_reason: str, paid: bool) -> dict:
         "billing_reason": billing_reason,
         "status": "paid" if paid else "open",
         "amount_paid": ESSENTIAL_AMOUNT_CENTS if paid else 0,
+        "currency": "usd",
         "livemode": False,
     }
 

@@ -1,7 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.api import api_error, api_login_required
@@ -10,6 +9,7 @@ from credits.selectors import balance
 from payments import selectors, services, testmode
 from payments.gateway import GatewayError, get_gateway
 from payments.models import PaymentStatus, TestModeIntent
+from payments.purposes import fulfilment_for
 
 
 @api_login_required
@@ -74,7 +74,7 @@ def test_checkout(request, intent_id: str):
             error = str(exc)
         else:
             if intent.status == "succeeded":
-                return redirect(f"{reverse('credits')}?payment={intent_id}")
+                return redirect(fulfilment_for(payment.purpose).after_payment_url(payment))
             error = (intent.last_error or {}).get("message", "The payment failed.")
     return render(
         request,

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "credits",
+    "books",
     "subscriptions",
     "tracks",
     "purchases",
@@ -144,6 +145,9 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TEST_MODE = not STRIPE_SECRET_KEY
+
+# SoundStudio's share of every fan purchase, in percent (rounded half up to the cent).
+PLATFORM_FEE_PERCENT = env.int("PLATFORM_FEE_PERCENT", default=15)
 
 CREDITS_REQUIRE_SUBSCRIPTION = env.bool("CREDITS_REQUIRE_SUBSCRIPTION", default=True)
 # Database connections the hourly expiry job uses side by side (disjoint users).
