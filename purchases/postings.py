@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from books import services as books
-from books.models import AccountCode, JournalCause
+from books.models import Account, AccountCode, JournalCause
 from books.money import percent_of
 
 
@@ -68,7 +68,13 @@ def split_of(*, value_cents: int, card_fee_cents: int | None = 0) -> Split:
 
 
 def _artist(purchase):
-    return books.artist_account(purchase.track.creator)
+    """The artist's payable account: loaded with the track when the caller asked for it
+    (purchases.selectors.track_to_buy), else looked up (or made) by the books."""
+    artist = purchase.track.creator
+    try:
+        return artist.payable_account
+    except Account.DoesNotExist:  # a first sale: no account yet
+        return books.artist_account(artist)
 
 
 def _memo(purchase) -> str:

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from purchases.models import LIVE, PaymentMethod, Purchase, PurchaseStatus
 from purchases.pricing import card_price_cents
+from tracks.models import Track
 
 S = PurchaseStatus
 
@@ -17,6 +18,16 @@ S = PurchaseStatus
 IN_COLLECTION = (S.COMPLETED, S.DISPUTED)
 # What an artist's sales list shows: every purchase that was paid.
 SOLD = (S.COMPLETED, S.DISPUTED, S.REFUNDED)
+
+
+def track_to_buy(track_id: int) -> Track | None:
+    """A track with what Buy needs: its artist and the artist's payable account (one
+    query, so the sale's posting needs no lookup of its own)."""
+    return (
+        Track.objects.select_related("creator", "creator__payable_account")
+        .filter(pk=track_id)
+        .first()
+    )
 
 
 def owns(user, track) -> bool:

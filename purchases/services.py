@@ -205,22 +205,26 @@ def buy(*, fan, track) -> BuyResult:
         return _complete_with_credits(purchase, entry)
 
 
+# Every column but the id, in the model's order, from the model (never from input).
+_INSERT_FIELDS = [f for f in Purchase._meta.concrete_fields if not f.primary_key]
+_INSERT_SQL = (
+    f"INSERT INTO purchases_purchase ({', '.join(f.column for f in _INSERT_FIELDS)})"  # noqa: S608
+    f" VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))}) ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
 def _insert_unless_live(purchase: Purchase) -> bool:
     """INSERT the purchase unless the fan has a live one for the track; True if made.
 
     ON CONFLICT DO NOTHING waits for a concurrent Buy's outcome, and inserts nothing
     once that one has committed: the partial unique index is the arbiter.
     """
-    fields = [f for f in Purchase._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(purchase, add=True), connection) for f in fields]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    values = [
+        field.get_db_prep_save(field.pre_save(purchase, add=True), connection)
+        for field in _INSERT_FIELDS
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO purchases_purchase ({columns}) VALUES ({placeholders})"  # noqa: S608
-            " ON CONFLICT DO NOTHING RETURNING id",
-            values,
-        )
+        cursor.execute(_INSERT_SQL, values)
         row = cursor.fetchone()
     if row is None:
         return False

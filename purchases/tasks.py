@@ -7,6 +7,7 @@ from purchases import services
 
 @shared_task(
     name="purchases.send_receipt",
+    ignore_result=True,  # nobody waits for it; a result would cost a Redis subscription
     autoretry_for=(SMTPException, OSError),
     retry_backoff=30,
     max_retries=8,

@@ -10,7 +10,6 @@ from core.api import api_error, api_login_required
 from payments.gateway import GatewayError, get_gateway
 from purchases import receipts, selectors, services
 from purchases.models import Purchase
-from tracks.models import Track
 
 SALES_PAGE_SIZE = 50
 
@@ -31,7 +30,7 @@ def purchase_json(purchase: Purchase) -> dict:
 @api_login_required
 @require_POST
 def purchase_api(request, track_id: int):
-    track = Track.objects.select_related("creator").filter(pk=track_id).first()
+    track = selectors.track_to_buy(track_id)
     if track is None:
         return api_error("not_found", "No such track.", status=404)
     try:
