@@ -6,6 +6,12 @@
   const notice = document.getElementById("confirming");
   if (!notice || notice.dataset.state !== "waiting") return;
   const id = notice.dataset.purchaseId;
+  // Stripe's redirect after a payment method that failed on its own page.
+  if (new URLSearchParams(location.search).get("redirect_status") === "failed") {
+    notice.className = "notice notice-error";
+    notice.textContent = "The payment did not go through. Nothing was charged; you can try again.";
+    return;
+  }
 
   function show(kind, html) {
     notice.className = "notice" + (kind ? " notice-" + kind : "");
