@@ -5,6 +5,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from books import money
 from credits import services
 from credits.exceptions import InsufficientCredits
 from credits.forms import AdjustCreditsForm
@@ -40,16 +41,34 @@ class CreditPackageAdmin(admin.ModelAdmin):
 
 @admin.register(CreditLot)
 class CreditLotAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "amount", "remaining", "source", "expires_at", "created_at"]
+    list_display = [
+        "id",
+        "user",
+        "amount",
+        "remaining",
+        "source",
+        "cost_display",
+        "cost_left_display",
+        "expires_at",
+        "created_at",
+    ]
     list_filter = ["source", ("expires_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__email", "grant_key"]
     list_select_related = ["user"]
     date_hierarchy = "created_at"
 
+    @admin.display(description="Cost basis")
+    def cost_display(self, obj):
+        return money.display(obj.cost_cents)
+
+    @admin.display(description="Unreleased cost")
+    def cost_left_display(self, obj):
+        return money.display(obj.cost_left_cents)
+
 
 class LedgerEntryLotInline(admin.TabularInline):
     model = LedgerEntryLot
-    fields = ["lot", "amount"]
+    fields = ["lot", "amount", "cost_cents"]
     readonly_fields = fields
     extra = 0
     can_delete = False

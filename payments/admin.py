@@ -1,8 +1,27 @@
 from django.contrib import admin, messages
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
+from books import money
+from books.models import AccountCode, JournalLine
 from payments import services
 from payments.gateway import GatewayError
-from payments.models import Payment, PaymentStatus
+from payments.models import Payment, PaymentStatus, Refund
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    fields = ["stripe_refund_id", "amount_cents", "created_at", "staff_user", "reason", "cause_ref"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Payment)
@@ -15,17 +34,55 @@ class PaymentAdmin(admin.ModelAdmin):
         "package",
         "amount_display",
         "status",
+        "flag",
+        "fee",
         "stripe_payment_intent_id",
         "refunded_cents",
         "refund_shortfall_credits",
     ]
-    list_filter = ["status", "purpose", "package", "created_at"]
-    search_fields = ["stripe_payment_intent_id", "user__email"]
+    list_filter = ["status", "purpose", "flag", "package", "created_at"]
+    search_fields = ["stripe_payment_intent_id", "stripe_invoice_id", "user__email"]
     list_select_related = ["user", "package"]
     date_hierarchy = "created_at"
     actions = ["refund_through_stripe"]
-    readonly_fields = [f.name for f in Payment._meta.fields]
+    readonly_fields = [
+        *(f.name for f in Payment._meta.fields if f.name != "client_secret"),
+        "fee",
+        "unrecovered",
+        "journal",
+    ]
     exclude = ["client_secret"]
+    inlines = [RefundInline]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # read-only money rows: no Save buttons
+
+    @admin.display(description="Card fee")
+    def fee(self, obj):
+        return obj.fee_display
+
+    @admin.display(description="Refunded but not recovered")
+    def unrecovered(self, obj):
+        cents = JournalLine.objects.filter(
+            transaction__payment=obj, account__key=AccountCode.REFUNDS
+        ).aggregate(total=Sum("amount_cents"))["total"]
+        return money.display(cents or 0)
+
+    @admin.display(description="The books")
+    def journal(self, obj):
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">{}</a> {}</li>',
+            (
+                (
+                    reverse("admin:books_journaltransaction_change", args=[t.pk]),
+                    t.event,
+                    t.idempotency_key,
+                )
+                for t in obj.journal_transactions.order_by("id")
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows) if rows else "Nothing posted."
 
     def has_add_permission(self, request):
         return False
@@ -40,7 +97,7 @@ class PaymentAdmin(admin.ModelAdmin):
     @admin.action(description="Refund selected payments through Stripe")
     def refund_through_stripe(self, request, queryset):
         for payment in queryset:
-            if payment.status != PaymentStatus.SUCCEEDED:
+            if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
                 self.message_user(
                     request, f"Payment {payment.pk} is {payment.status}: skipped.", messages.WARNING
                 )

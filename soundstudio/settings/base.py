@@ -129,7 +129,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "expire-credits": {"task": "credits.expire_credits", "schedule": crontab(minute=7)},
-    "ledger-audit": {"task": "credits.audit_ledger", "schedule": crontab(hour=3, minute=17)},
+    "ledger-audit": {"task": "books.audit", "schedule": crontab(hour=3, minute=17)},
     "retry-webhooks": {"task": "webhooks.retry_failed", "schedule": crontab(minute="*/5")},
     "monthly-allowance-reset": {
         "task": "subscriptions.open_month",
