@@ -1,14 +1,23 @@
-"""Credit ledger benchmark: spend throughput and expiry of a million lots.
+"""Credit ledger benchmark: spend throughput, the cost of the books, and expiry of a
+million lots.
 
 1. Spends per second through `credits.services.spend` beside the same work done as
    raw SQL through psycopg, with no Django in between: the floor our design allows.
-   Four scenarios, one wallet or many x one client or many. Clients are processes
-   (the ORM's overhead is CPU-bound Python: threads would mostly measure the GIL),
-   the same pool for both sides; the service and raw runs alternate (ABBA) within
-   each scenario so drift on a noisy machine falls on both.
-2. `credits.services.expire_due()` over a million due lots loaded with SQL (users,
-   wallets, lots, and the grant entries with their lot links, so the ledger adds up),
-   then a check that every lot was written off exactly once.
+   The lots are paid lots (they carry a cost), so every spend also releases cost basis
+   and posts it to the books (a journal transaction and its two lines). Four
+   scenarios, one wallet or many x one client or many. Clients are processes (the
+   ORM's overhead is CPU-bound Python: threads would mostly measure the GIL), the same
+   pool for all sides; the sides alternate (ABBA) within each scenario so drift on a
+   noisy machine falls on all of them, and lots and wallets are vacuumed before every
+   run so that none inherits another's dead rows.
+   The same two sides from free lots (cost 0: nothing to post), run in the same
+   alternation, give the cost of the books per spend: through the service, and the
+   floor, through raw SQL.
+2. `credits.services.expire_due()` over a million due paid lots loaded with SQL (users,
+   wallets, lots, the grant entries with their lot links and the package_paid
+   postings, so the ledger and the books add up), then a check that every lot was
+   written off exactly once, its cost posted to breakage once, and that
+   `books.selectors.book_violations()` finds nothing.
 
 Tunables (environment):
   LEDGER_BENCH_ONLY      "spend" or "expire": run one part only (default both)
@@ -19,8 +28,9 @@ Tunables (environment):
   LEDGER_BENCH_LOTS      due lots for expire_due (default 1,000,000)
   LEDGER_BENCH_LOTS_PER_USER   how they are spread over users (default 10)
 
-The bench owns its database: it truncates the ledger tables and accounts_user
-(CASCADE) before and after each part.
+The bench owns its database: it truncates the ledger and journal tables and
+accounts_user (CASCADE, which empties books_account too: the fixed accounts are
+seeded again) before and after each part.
 """
 
 from __future__ import annotations
@@ -40,8 +50,17 @@ SPEND_ORDER_SQL = "expires_at ASC NULLS LAST, created_at ASC, id ASC"  # service
 SCENARIOS = [(1, 1), (None, 1), (1, None), (None, None)]
 LOT_EXPIRIES_DAYS = (30, 90, None)  # three lots per user, burned in this order
 LOT_AMOUNT = 50_000_000
+# What a paid spend-bench lot cost: 2.5 cents a credit, so burning one credit releases
+# floor(cost_left / remaining) = 2 or 3 cents, never 0: every paid spend posts.
+LOT_COST_CENTS = LOT_AMOUNT * 5 // 2
+# The expiry bench's lots cost this many cents a credit.
+EXPIRE_CENTS_PER_CREDIT = 5
 
-TABLES = "credits_ledger_entry_lot, credits_ledger_entry, credits_lot, credits_wallet"
+# Journal tables first: they refuse TRUNCATE unless the session allows it (_wipe).
+TABLES = (
+    "books_journal_line, books_journal_transaction,"
+    " credits_ledger_entry_lot, credits_ledger_entry, credits_lot, credits_wallet"
+)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -64,11 +83,20 @@ def _out(line: str = "") -> None:
 
 
 def _wipe() -> None:
-    """Empty the ledger and the users (the append-only triggers allow TRUNCATE)."""
-    from django.db import connection
+    """Empty the ledger, the books and the users, then seed the fixed accounts again.
 
-    with connection.cursor() as cursor:
+    The ledger's append-only triggers allow TRUNCATE; the journal's refuse it unless
+    the session sets books.allow_truncate (here only for this transaction). CASCADE
+    reaches books_account through its artist column, hence the re-seeding.
+    """
+    from django.db import connection, transaction
+
+    from books.services import ensure_fixed_accounts
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL books.allow_truncate = on")
         cursor.execute(f"TRUNCATE {TABLES}, accounts_user RESTART IDENTITY CASCADE")
+        ensure_fixed_accounts()
 
 
 def _vacuum(tables: str) -> None:
@@ -76,6 +104,20 @@ def _vacuum(tables: str) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {tables}")
+
+
+def _check_books(what: str) -> None:
+    """`books.selectors.book_violations()` must be empty: print it, stop if not."""
+    from books.selectors import book_violations
+
+    started = time.perf_counter()
+    violations = book_violations()
+    took = time.perf_counter() - started
+    if violations:
+        for violation in violations[:10]:
+            _out(f"{what}: books: {violation.check}: {violation.subject}: {violation.problem}")
+        raise SystemExit(f"{what}: books check FAILED: {len(violations):,} violation(s)")
+    _out(f"{what}: books check OK ({took:.1f} s): book_violations() = {violations!r}")
 
 
 # --- Spends -----------------------------------------------------------------------
@@ -103,11 +145,17 @@ def raw_spend(conn, *, user_id: int, amount: int, reason: str, idempotency_key: 
     """`services.spend` statement for statement, minus Django; return the entry id.
 
     Wallet lock, idempotency-key lookup (the service returns the earlier entry when
-    the key was used), the user's open lots locked in spend order, the lot update, the
-    entry, its lot link and the wallet update, in one transaction: the same SQL the
-    service sends, through psycopg's defaults (server-side binding, statements
-    prepared after 5 uses) where Django binds parameters client-side.
+    the key was used), the user's open lots locked in spend order, the lot update (the
+    remainder and the unreleased cost: floor(cost_left x burned / remaining), the last
+    credit takes the rest), the entry, its lot links with the released cost, the
+    wallet update and, when the burn released any cost, the journal transaction and
+    its two lines (books.services' own statement), in one transaction: the same SQL
+    the service sends, through psycopg's defaults (server-side binding, statements
+    prepared after 5 uses) where Django binds parameters client-side. Not copied:
+    the savepoint round trips the service's nested transaction.atomic() adds.
     """
+    from books.services import _POST_SQL
+
     now = dt.datetime.now(dt.UTC)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT balance FROM credits_wallet WHERE user_id = %s FOR UPDATE", [user_id])
@@ -119,33 +167,39 @@ def raw_spend(conn, *, user_id: int, amount: int, reason: str, idempotency_key: 
         if existing is not None:
             return existing[0]
         cur.execute(
-            "SELECT id, remaining, expires_at FROM credits_lot"
+            "SELECT id, remaining, cost_left_cents, expires_at FROM credits_lot"
             " WHERE user_id = %s AND remaining > 0"
             f" ORDER BY {SPEND_ORDER_SQL} FOR UPDATE",
             [user_id],
         )
         lots = cur.fetchall()
-        if any(expires is not None and expires <= now for _, _, expires in lots):
+        if any(expires is not None and expires <= now for *_, expires in lots):
             raise RuntimeError("bench lots never expire during the spend runs")
-        if sum(remaining for _, remaining, _ in lots) < amount:
+        if sum(remaining for _, remaining, _, _ in lots) < amount:
             raise RuntimeError("bench wallet ran dry; raise LOT_AMOUNT")
-        touched = []
+        touched = []  # (lot id, remaining after, cost left after, -credits, -released)
         left = amount
-        for lot_id, remaining, _ in lots:
+        for lot_id, remaining, cost_left, _ in lots:
             take = min(remaining, left)
-            touched.append((lot_id, remaining - take, -take))
+            released = cost_left if take == remaining else cost_left * take // remaining
+            touched.append((lot_id, remaining - take, cost_left - released, -take, -released))
             left -= take
             if left == 0:
                 break
         if len(touched) == 1:
-            lot_id, remaining, _ = touched[0]
-            cur.execute("UPDATE credits_lot SET remaining = %s WHERE id = %s", [remaining, lot_id])
+            lot_id, remaining, cost_left, _, _ = touched[0]
+            cur.execute(
+                "UPDATE credits_lot SET remaining = %s, cost_left_cents = %s WHERE id = %s",
+                [remaining, cost_left, lot_id],
+            )
         else:
             cur.execute(
-                "UPDATE credits_lot AS lot SET remaining = v.remaining"
-                " FROM unnest(%s::bigint[], %s::integer[]) AS v (id, remaining)"
+                "UPDATE credits_lot AS lot"
+                " SET remaining = v.remaining, cost_left_cents = v.cost_left"
+                " FROM unnest(%s::bigint[], %s::integer[], %s::integer[])"
+                "   AS v (id, remaining, cost_left)"
                 " WHERE lot.id = v.id",
-                [[lot_id for lot_id, _, _ in touched], [left for _, left, _ in touched]],
+                [[t[0] for t in touched], [t[1] for t in touched], [t[2] for t in touched]],
             )
         balance -= amount
         cur.execute(
@@ -157,15 +211,37 @@ def raw_spend(conn, *, user_id: int, amount: int, reason: str, idempotency_key: 
         )
         entry_id = cur.fetchone()[0]
         cur.execute(
-            "INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount)"
-            " SELECT %s, lot_id, amount FROM unnest(%s::bigint[], %s::integer[])"
-            " WITH ORDINALITY AS link (lot_id, amount, n) ORDER BY n",
-            [entry_id, [lot_id for lot_id, _, _ in touched], [part for _, _, part in touched]],
+            "INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount, cost_cents)"
+            " SELECT %s, lot_id, amount, cost"
+            " FROM unnest(%s::bigint[], %s::integer[], %s::integer[])"
+            " WITH ORDINALITY AS link (lot_id, amount, cost, n) ORDER BY n",
+            [entry_id, [t[0] for t in touched], [t[3] for t in touched], [t[4] for t in touched]],
         )
         cur.execute(
             "UPDATE credits_wallet SET balance = %s, updated_at = %s WHERE user_id = %s",
             [balance, now, user_id],
         )
+        released = -sum(t[4] for t in touched)
+        if released > 0:  # services._post_release: deferred revenue -> revenue_usage
+            cur.execute(
+                _POST_SQL,
+                [
+                    f"books:{idempotency_key}",
+                    "credits_used",
+                    "ledger",
+                    idempotency_key,
+                    None,
+                    "",
+                    reason,  # memo or reason
+                    None,
+                    entry_id,
+                    now,
+                    ["deferred_revenue", "revenue_usage"],
+                    [released, -released],
+                ],
+            )
+            if len(cur.fetchall()) != 2:
+                raise RuntimeError(f"posting books:{idempotency_key} wrote no lines")
     return entry_id
 
 
@@ -268,11 +344,18 @@ class ClientPool:
                 process.terminate()
 
 
-def _spend_setup(wallets: int) -> list[int]:
-    """`wallets` users, each with three big lots granted through the service."""
+def _spend_setup(wallets: int) -> tuple[list[int], list[int]]:
+    """`wallets` users with three big paid lots each, and `wallets` with three free ones.
+
+    Granted through the service; each paid lot with its package_paid posting (cash
+    against deferred revenue) in the same transaction, as a card payment does.
+    """
     from django.contrib.auth.hashers import make_password
+    from django.db import transaction
 
     from accounts.models import User
+    from books import services as books
+    from books.models import AccountCode, JournalCause
     from credits import services
     from credits.models import LotSource
 
@@ -284,20 +367,49 @@ def _spend_setup(wallets: int) -> list[int]:
             slug=f"spend-bench-{i}",
             password=make_password(None),  # unusable
         )
-        for i in range(wallets)
+        for i in range(2 * wallets)
     )
     users = list(User.objects.order_by("pk"))
+    paid, free = users[:wallets], users[wallets:]
     now = dt.datetime.now(dt.UTC)
-    for user in users:
+    for i, user in enumerate(users):
+        cost = LOT_COST_CENTS if i < wallets else 0
         for n, days in enumerate(LOT_EXPIRIES_DAYS):
-            services.grant(
-                user=user,
-                amount=LOT_AMOUNT,
-                source=LotSource.ADMIN,
-                idempotency_key=f"bench:grant:{user.pk}:{n}",
-                expires_at=None if days is None else now + dt.timedelta(days=days),
-            )
-    return [user.pk for user in users]
+            key = f"bench:grant:{user.pk}:{n}"
+            with transaction.atomic():
+                services.grant(
+                    user=user,
+                    amount=LOT_AMOUNT,
+                    source=LotSource.PACKAGE if cost else LotSource.ADMIN,
+                    idempotency_key=key,
+                    expires_at=None if days is None else now + dt.timedelta(days=days),
+                    cost_cents=cost,
+                )
+                if cost:
+                    books.post(
+                        key=f"books:paid:{key}",
+                        event="package_paid",
+                        lines=[(AccountCode.CASH, cost), (AccountCode.DEFERRED_REVENUE, -cost)],
+                        cause=JournalCause.SYSTEM,
+                        cause_ref="spend-bench",
+                        memo="Bench package",
+                    )
+    return [user.pk for user in paid], [user.pk for user in free]
+
+
+def _us(rate: float) -> float:
+    return 1e6 / rate
+
+
+def _books_cost(paid: float, free: float, clients: int) -> str:
+    """Paid against free spends per second: their ratio, and the books' extra time per
+    spend (of the clients together; with several, also each client's wait)."""
+    extra = _us(paid) - _us(free)
+    each = f", {extra * clients:+.0f} us per client" if clients > 1 else ""
+    return (
+        f"paid {paid:6.0f}/s  free {free:6.0f}/s  ratio {paid / free:.2f}"
+        f"  books {extra:+5.0f} us per spend{each}"
+    )
 
 
 def bench_spend() -> None:
@@ -305,32 +417,61 @@ def bench_spend() -> None:
     rounds = _env_int("LEDGER_BENCH_ROUNDS", 4)
     many_wallets = _env_int("LEDGER_BENCH_WALLETS", 200)
     many_clients = _env_int("LEDGER_BENCH_CLIENTS", 8)
-    user_ids = _spend_setup(many_wallets)
+    paid_ids, free_ids = _spend_setup(many_wallets)
+    _check_books("ledger spend: setup")
     _out(
         f"ledger spend: {len(LOT_EXPIRIES_DAYS)} lots per wallet, 1 credit per spend;"
         f" {rounds} x {seconds:g} s per side and scenario, alternating; client processes;"
         f" {os.cpu_count()} CPUs"
     )
+    _out(
+        "ledger spend: sides: service = services.spend from paid lots (each spend releases"
+        " 2-3 cents and posts them), raw = the same writes as raw SQL (lots, entry, links,"
+        " wallet, journal transaction and lines); and for the cost of the books, the same"
+        " two from free lots (cost 0: nothing posted); lots and wallets vacuumed before"
+        " every run"
+    )
+    # side -> (what the clients run, from which wallets). Paid and free wallets each get
+    # spends from both the service and raw SQL, so their rows churn alike.
+    sides = {
+        "service": ("service", paid_ids),
+        "raw": ("raw", paid_ids),
+        "service free": ("service", free_ids),
+        "raw free": ("raw", free_ids),
+    }
+    order = list(sides)
     pool = ClientPool(many_clients)
     try:
         for wallets, clients in SCENARIOS:
             wallets = wallets or many_wallets
             clients = clients or many_clients
-            ids = user_ids[:wallets]
-            _vacuum("credits_lot, credits_wallet")  # each scenario starts without dead rows
-            for mode in ("service", "raw"):  # warm-up: connections, caches, prepared plans
-                pool.run(mode, ids, clients, min(1.0, seconds))
-            figures: dict[str, list[float]] = {"service": [], "raw": []}
+            for mode, ids in sides.values():  # warm-up: connections, caches, prepared plans
+                pool.run(mode, ids[:wallets], clients, min(1.0, seconds))
+            figures: dict[str, list[float]] = {side: [] for side in sides}
             for r in range(rounds):
-                for mode in ("service", "raw") if r % 2 == 0 else ("raw", "service"):
-                    figures[mode].append(pool.run(mode, ids, clients, seconds))
-            service = sum(figures["service"]) / rounds
-            raw = sum(figures["raw"]) / rounds
+                for side in order if r % 2 == 0 else reversed(order):
+                    mode, ids = sides[side]
+                    # Every run starts without the dead lot and wallet rows of the last.
+                    _vacuum("credits_lot, credits_wallet")
+                    figures[side].append(pool.run(mode, ids[:wallets], clients, seconds))
+            service, raw, service_free, raw_free = (sum(figures[side]) / rounds for side in order)
+
+            def runs(side: str, figures=figures) -> str:
+                return f"{min(figures[side]):.0f}-{max(figures[side]):.0f}"
+
+            scenario = f"wallets={wallets:<4} clients={clients:<2}"
             _out(
-                f"ledger spend  wallets={wallets:<4} clients={clients:<2}"
-                f" service {service:6.0f}/s  raw {raw:6.0f}/s  ratio {service / raw:.2f}"
-                f"   (runs: service {min(figures['service']):.0f}-{max(figures['service']):.0f},"
-                f" raw {min(figures['raw']):.0f}-{max(figures['raw']):.0f})"
+                f"ledger spend  {scenario} service {service:6.0f}/s  raw {raw:6.0f}/s"
+                f"  ratio {service / raw:.2f}   (runs: service {runs('service')},"
+                f" raw {runs('raw')})"
+            )
+            _out(
+                f"books cost    {scenario} service {_books_cost(service, service_free, clients)}"
+                f"   (runs: free {runs('service free')})"
+            )
+            _out(
+                f"books cost    {scenario} raw     {_books_cost(raw, raw_free, clients)}"
+                f"   (runs: free {runs('raw free')})"
             )
     finally:
         pool.close()
@@ -338,8 +479,27 @@ def bench_spend() -> None:
     _wipe()
 
 
+_POSTED_SQL = """
+SELECT count(*) FILTER (WHERE lot.cost_cents > 0),
+       count(t.id) FILTER (WHERE lot.cost_cents > 0
+                             AND t.idempotency_key = 'books:' || e.idempotency_key
+                             AND t.event = 'credits_used' AND x.cost_cents < 0),
+       count(*) FILTER (WHERE lot.cost_cents = 0),
+       count(t.id) FILTER (WHERE lot.cost_cents = 0)
+FROM credits_ledger_entry e
+JOIN credits_ledger_entry_lot x ON x.entry_id = e.id
+JOIN credits_lot lot ON lot.id = x.lot_id
+LEFT JOIN books_journal_transaction t ON t.ledger_entry_id = e.id
+WHERE e.kind = 'spend'
+"""
+
+
 def _audit_spends() -> None:
-    """After all the concurrent spends: entries, lots and wallets must still agree."""
+    """After all the concurrent spends: entries, lots and wallets must still agree, every
+    paid spend must have posted once (a free one never) and the books must check out."""
+    from django.db import connection
+
+    from books.selectors import account_balances
     from credits.models import LedgerEntry
     from credits.selectors import ledger_discrepancies
 
@@ -350,6 +510,21 @@ def _audit_spends() -> None:
             _out(f"ledger spend: audit: user {problem.user_id}: {problem.problem}")
         raise SystemExit(f"ledger spend: audit FAILED for {len(problems)} user(s)")
     _out(f"ledger spend: audit OK after {entries:,} spends (ledger, lots and wallets agree)")
+    with connection.cursor() as cursor:
+        cursor.execute(_POSTED_SQL)
+        paid, paid_posted, free, free_posted = cursor.fetchone()
+    if paid_posted != paid or free_posted:
+        raise SystemExit(
+            f"ledger spend: postings FAILED: {paid_posted:,} of {paid:,} paid spends posted"
+            f" (credits_used, keyed by their entry), {free_posted:,} of {free:,} free ones"
+        )
+    balances = account_balances()
+    _out(
+        f"ledger spend: postings OK: {paid:,} paid spends each posted once, {free:,} free"
+        f" spends none; deferred_revenue {balances['deferred_revenue']:,} cents,"
+        f" revenue_usage {balances['revenue_usage']:,}, cash {balances['cash']:,}"
+    )
+    _check_books("ledger spend")
 
 
 # --- Expiry -----------------------------------------------------------------------
@@ -370,9 +545,11 @@ _LOAD_SQL = [
     """,
     """
     INSERT INTO credits_lot
-        (user_id, amount, remaining, source, expires_at, grant_key, created_at)
-    SELECT u.id, l.amount, l.amount, 'admin',
+        (user_id, amount, remaining, source, expires_at, cost_cents, cost_left_cents,
+         grant_key, created_at)
+    SELECT u.id, l.amount, l.amount, 'package',
            %(now)s - make_interval(hours => 1 + mod(g, %(per_user)s)::int),
+           l.amount * %(cents_per_credit)s, l.amount * %(cents_per_credit)s,
            'expire-bench:lot:' || g, %(now)s - interval '60 days'
     FROM generate_series(0, %(lots)s - 1) AS g
     CROSS JOIN LATERAL (SELECT 1 + mod(g * 37, 50)::int AS amount) AS l
@@ -389,10 +566,28 @@ _LOAD_SQL = [
     FROM credits_lot ORDER BY id
     """,
     """
-    INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount)
-    SELECT e.id, l.id, l.amount
+    INSERT INTO credits_ledger_entry_lot (entry_id, lot_id, amount, cost_cents)
+    SELECT e.id, l.id, l.amount, l.cost_cents
     FROM credits_lot l JOIN credits_ledger_entry e ON e.idempotency_key = l.grant_key
     ORDER BY e.id
+    """,
+    # Each lot's package_paid posting (cash against deferred revenue), as a card payment
+    # writes it, so deferred revenue starts equal to the lots' unreleased cost.
+    """
+    INSERT INTO books_journal_transaction
+        (idempotency_key, event, cause, cause_ref, reason, memo, created_at)
+    SELECT 'books:paid:' || grant_key, 'package_paid', 'stripe', 'expire-bench', '',
+           'Bench package', created_at
+    FROM credits_lot WHERE cost_cents > 0 ORDER BY id
+    """,
+    """
+    INSERT INTO books_journal_line (transaction_id, account_id, amount_cents)
+    SELECT t.id, a.id, CASE WHEN a.key = 'cash' THEN l.cost_cents ELSE -l.cost_cents END
+    FROM credits_lot l
+    JOIN books_journal_transaction t ON t.idempotency_key = 'books:paid:' || l.grant_key
+    CROSS JOIN books_account a
+    WHERE l.cost_cents > 0 AND a.key IN ('cash', 'deferred_revenue')
+    ORDER BY t.id, a.key
     """,
     """
     INSERT INTO credits_wallet (user_id, balance, updated_at)
@@ -400,11 +595,31 @@ _LOAD_SQL = [
     """,
 ]
 
-# One expire entry per lot, keyed and linked to it for the lot's whole remainder; nothing
-# due left; wallets at zero; every entry's balance_after the running sum of its user's
-# entries in id order.
+# One expire entry per lot, keyed and linked to it for the lot's whole remainder and its
+# whole cost; one credits_expired posting per entry, keyed by it, moving the lot's cost
+# to breakage; nothing due left; wallets at zero; every entry's balance_after the
+# running sum of its user's entries in id order.
 _CHECK_SQL = """
-WITH links AS (
+WITH breakage AS (
+    SELECT l.transaction_id, -SUM(l.amount_cents) AS cents
+    FROM books_journal_line l JOIN books_account a ON a.id = l.account_id
+    WHERE a.key = 'revenue_breakage'
+    GROUP BY l.transaction_id
+),
+posted AS (
+    SELECT count(*) AS postings,
+           count(*) FILTER (WHERE t.idempotency_key = 'books:' || e.idempotency_key
+                              AND e.kind = 'expire' AND x.cost_cents = -lot.cost_cents
+                              AND b.cents = lot.cost_cents) AS matching,
+           count(DISTINCT x.lot_id) AS lots
+    FROM books_journal_transaction t
+    JOIN credits_ledger_entry e ON e.id = t.ledger_entry_id
+    JOIN credits_ledger_entry_lot x ON x.entry_id = e.id
+    JOIN credits_lot lot ON lot.id = x.lot_id
+    LEFT JOIN breakage b ON b.transaction_id = t.id
+    WHERE t.event = 'credits_expired'
+),
+links AS (
     SELECT count(*) AS links,
            count(*) FILTER (WHERE e.idempotency_key = 'expire:lot:' || x.lot_id
                               AND x.amount = e.amount AND e.amount = -l.amount) AS matching,
@@ -417,6 +632,8 @@ WITH links AS (
 SELECT
     (SELECT count(*) FROM credits_ledger_entry WHERE kind = 'expire'),
     links.links, links.matching, links.lots,
+    (SELECT count(*) FROM credits_lot WHERE cost_cents > 0),
+    posted.postings, posted.matching, posted.lots,
     (SELECT count(*) FROM credits_lot WHERE remaining > 0 AND expires_at <= %(now)s),
     (SELECT count(*) FROM credits_wallet WHERE balance <> 0),
     (SELECT COALESCE(SUM(amount), 0) FROM credits_ledger_entry),
@@ -424,14 +641,20 @@ SELECT
         SELECT balance_after, SUM(amount) OVER (PARTITION BY user_id ORDER BY id) AS running
         FROM credits_ledger_entry) AS t
      WHERE balance_after <> running)
-FROM links
+FROM links, posted
 """
 
 
 def _expire_load(lots: int, per_user: int, now: dt.datetime) -> None:
     from django.db import connection, transaction
 
-    params = {"now": now, "lots": lots, "per_user": per_user, "users": math.ceil(lots / per_user)}
+    params = {
+        "now": now,
+        "lots": lots,
+        "per_user": per_user,
+        "users": math.ceil(lots / per_user),
+        "cents_per_credit": EXPIRE_CENTS_PER_CREDIT,
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in _LOAD_SQL:
             cursor.execute(statement, params)
@@ -456,8 +679,10 @@ def bench_expire() -> None:
     _expire_load(lots, per_user, now)
     _out(
         f"expire_due: loaded {lots:,} due lots of {users:,} users"
-        f" (+ grant entries, links, wallets) in {time.perf_counter() - started:.1f} s"
+        f" costing {EXPIRE_CENTS_PER_CREDIT} cents a credit (+ grant entries, links, wallets,"
+        f" package_paid postings) in {time.perf_counter() - started:.1f} s"
     )
+    _check_books("expire_due: loaded")
 
     started = time.perf_counter()
     expired = services.expire_due()
@@ -472,6 +697,10 @@ def bench_expire() -> None:
             links,
             matching,
             lots_linked,
+            paid_lots,
+            postings,
+            postings_matching,
+            lots_posted,
             still_due,
             wallets_left,
             ledger_sum,
@@ -487,6 +716,14 @@ def bench_expire() -> None:
             f"{links:,} expire links, {matching:,} matching their entry's key and amount"
             f" and their lot's remainder, over {lots_linked:,} lots; expected {lots:,}"
         )
+    if paid_lots != lots:
+        problems.append(f"{paid_lots:,} lots with a cost, expected {lots:,}")
+    if not postings == postings_matching == lots_posted == paid_lots:
+        problems.append(
+            f"{postings:,} credits_expired postings, {postings_matching:,} keyed by their"
+            f" expire entry and moving their lot's whole cost to breakage, over"
+            f" {lots_posted:,} lots; expected {paid_lots:,}"
+        )
     if still_due:
         problems.append(f"{still_due:,} lots still due")
     if wallets_left:
@@ -501,12 +738,15 @@ def bench_expire() -> None:
     else:
         _out(
             f"expire_due: check OK ({took:.1f} s): {entries:,} expire entries, one per lot with"
-            " its key and lot link; no lot still due; every wallet at 0; the ledger sums to 0"
-            " and every balance_after is its user's running sum"
+            f" its key and lot link; {postings:,} credits_expired postings, one per lot, its"
+            " whole cost to breakage; no lot still due; every wallet at 0; the ledger sums"
+            " to 0 and every balance_after is its user's running sum"
         )
-    _wipe()
     if problems:
+        _wipe()
         raise SystemExit(1)
+    _check_books("expire_due")
+    _wipe()
 
 
 def main() -> int:

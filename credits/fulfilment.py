@@ -6,6 +6,7 @@ Registered in payments.purposes. Postings (debit positive, credit negative):
 |-----------------------|--------------------------------------------------------------|
 | package paid          | cash +A, deferred_revenue -A                                 |
 | package refund of R   | deferred_revenue +V, refunds +(R - V), cash -R               |
+| ... the last refund   | and the fee Stripe keeps: refunds +F, processor_fees -F     |
 
 where V is the cost the refund's void released from the package's unused credits.
 """
@@ -38,6 +39,15 @@ def _voided_so_far(lot_ids: list[int], key_prefix: str) -> int:
             [lot_ids, key_prefix],
         )
         return int(cursor.fetchone()[0])
+
+
+def kept_fee(payment, refunded_total_cents: int) -> int:
+    """The card fee Stripe keeps once a payment is refunded in full: a cost of the
+    refund (DESIGN.md: "what cannot be recovered ... goes to refunds"), moved there
+    from processor fees by the refund that completes it."""
+    if refunded_total_cents >= payment.amount_cents and payment.fee_cents:
+        return payment.fee_cents
+    return 0
 
 
 class PackageFulfilment:
@@ -97,6 +107,9 @@ class PackageFulfilment:
         lot: CreditLot | None = payment.lot
         released = 0
         if lot is not None:
+            # Lock order: the payment (held by our caller), then the wallet, then lots.
+            # Under the wallet lock no give-back can add to the family after we read it.
+            credit_services.lock_wallet(user_id=lot.user_id)
             family = credit_services.lot_family(lot)
             key_prefix = f"void:refund:{payment.stripe_payment_intent_id}:"
             target = money.ceil_share(lot.amount, refunded_total_cents, payment.amount_cents)
@@ -115,12 +128,14 @@ class PackageFulfilment:
                     released = entry.released_cents
             voided = _voided_so_far([x.pk for x in family], key_prefix)
             payment.refund_shortfall_credits = max(0, min(target, lot.amount) - voided)
+        fee_kept = kept_fee(payment, refunded_total_cents)
         books.post(
             key=f"books:refund:{refund_id}",
             event="package_refunded",
             lines=[
                 (AccountCode.DEFERRED_REVENUE, released),
-                (AccountCode.REFUNDS, amount_cents - released),
+                (AccountCode.REFUNDS, amount_cents - released + fee_kept),
+                (AccountCode.PROCESSOR_FEES, -fee_kept),
                 (AccountCode.CASH, -amount_cents),
             ],
             cause=JournalCause.STRIPE,

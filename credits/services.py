@@ -160,6 +160,14 @@ def _lock_wallet(user_id: int) -> Wallet:
     return Wallet.from_db(connection.alias, _WALLET_FIELDS, row)
 
 
+def lock_wallet(*, user_id: int) -> None:
+    """Lock the user's wallet for the rest of the caller's transaction: the first lock
+    of every change of that user's credits. A caller that reads the user's lots before
+    changing them (a package refund reading the lots given back from its lot) takes it
+    first, so no give-back or spend can slip in between its read and its change."""
+    _lock_wallet(user_id)
+
+
 def _entry_for(idempotency_key: str) -> LedgerEntry | None:
     with connection.cursor() as cursor:
         cursor.execute(

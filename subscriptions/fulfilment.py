@@ -7,12 +7,14 @@ subscription events (subscriptions.services); an invoice paid is money in:
 |--------------------|---------------------------------------------|
 | invoice paid (A)   | cash +A, revenue_subscriptions -A           |
 | refund of R        | refunds +R, cash -R                         |
+| ... the last one   | and the kept fee: refunds +F, fees -F       |
 """
 
 from __future__ import annotations
 
 from books import services as books
 from books.models import AccountCode, JournalCause
+from credits.fulfilment import kept_fee
 
 
 class EssentialFulfilment:
@@ -45,10 +47,15 @@ class EssentialFulfilment:
         refunded_total_cents: int,
         cause_ref: str,
     ) -> None:
+        fee_kept = kept_fee(payment, refunded_total_cents)
         books.post(
             key=f"books:refund:{refund_id}",
             event="essential_refunded",
-            lines=[(AccountCode.REFUNDS, amount_cents), (AccountCode.CASH, -amount_cents)],
+            lines=[
+                (AccountCode.REFUNDS, amount_cents + fee_kept),
+                (AccountCode.PROCESSOR_FEES, -fee_kept),
+                (AccountCode.CASH, -amount_cents),
+            ],
             cause=JournalCause.STRIPE,
             cause_ref=cause_ref,
             memo=f"Refund {refund_id}",
