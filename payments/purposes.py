@@ -27,6 +27,7 @@ from payments.models import Purpose
 FULFILMENTS: dict[str, str] = {
     Purpose.CREDIT_PACKAGE: "credits.fulfilment.PackageFulfilment",
     Purpose.ESSENTIAL: "subscriptions.fulfilment.EssentialFulfilment",
+    Purpose.TRACK_PURCHASE: "purchases.fulfilment.TrackPurchaseFulfilment",
 }
 
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("ping", core_views.ping, name="ping"),
     path("accounts/", include("accounts.urls")),
     path("", include("tracks.urls")),
+    path("", include("purchases.urls")),
     path("", include("credits.urls")),
     path("", include("payments.urls")),
     path("", include("webhooks.urls")),

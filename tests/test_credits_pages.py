@@ -12,8 +12,10 @@ def test_header_shows_the_balance_with_the_right_plural(client, user):
 
 
 @pytest.mark.django_db
-def test_seed_demo_is_idempotent_and_gives_every_demo_user_the_gift(capsys):
+def test_seed_demo_is_idempotent_and_gives_every_demo_user_the_gift(capsys, settings, tmp_path):
     from django.core.management import call_command
+
+    settings.MEDIA_ROOT = tmp_path / "media"  # the demo tracks' audio
 
     from accounts.models import User
     from credits.selectors import balance

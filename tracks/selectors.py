@@ -1,5 +1,6 @@
 from django.db.models import QuerySet
 
+from purchases import selectors as purchase_selectors
 from subscriptions.selectors import commercial_rights
 from tracks.models import Track, TrackStatus
 
@@ -33,18 +34,23 @@ def published_tracks(artist) -> QuerySet[Track]:
 
 
 def visible_track(user, track_id: int) -> Track | None:
-    """A track the user may see: published, or their own."""
+    """A track the user may see: published, their own, or one they bought (buyers keep
+    a track its artist unpublished)."""
     track = Track.objects.select_related("creator").filter(pk=track_id).first()
     if track is None:
         return None
     if track.is_published or (user.is_authenticated and track.creator_id == user.pk):
         return track
+    if purchase_selectors.in_collection(user, track):
+        return track
     return None
 
 
 def can_download_full(user, track: Track) -> bool:
-    """Only the creator may download the full file (buyers too, once fans can buy)."""
-    return user.is_authenticated and track.creator_id == user.pk
+    """The creator, and fans with a completed purchase (not refunded, not disputed)."""
+    if not user.is_authenticated:
+        return False
+    return track.creator_id == user.pk or purchase_selectors.owns(user, track)
 
 
 def rights_status(track: Track) -> str:

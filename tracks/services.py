@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from purchases import selectors as purchase_selectors
 from subscriptions.selectors import commercial_rights
 from subscriptions.services import GenerationCharge, charge_generation, give_back_generation
 from tracks import catalog
@@ -228,14 +229,20 @@ def set_price(*, track: Track, price_credits: int, for_sale: bool) -> Track:
 
 
 def has_buyers(track: Track) -> bool:
-    """Whether any fan owns the track (fan purchases are not built yet: none can)."""
-    return False
+    """Whether a fan owns the track or is paying for it."""
+    return purchase_selectors.track_has_buyers(track)
 
 
 def delete_track(*, track: Track) -> None:
-    """Delete a track nobody has bought, with its files."""
+    """Delete a track nobody has bought, with its files.
+
+    A track with any purchase (even one refunded or abandoned) stays: it is part of
+    the money history. Its artist can unpublish it; buyers keep it either way.
+    """
     if has_buyers(track):
         raise InvalidTransition("Fans have bought this track; unpublish it instead.")
+    if purchase_selectors.track_has_purchases(track):
+        raise InvalidTransition("This track has purchase records; unpublish it instead.")
     if track.status in (TrackStatus.QUEUED, TrackStatus.GENERATING):
         raise InvalidTransition("Wait until the track has finished generating.")
     files = [f for f in (track.audio, track.preview, track.waveform) if f]

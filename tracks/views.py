@@ -14,6 +14,7 @@ from accounts.selectors import artist_by_slug
 from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance
+from purchases import buttons
 from subscriptions.selectors import allowance_remaining
 from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
@@ -168,11 +169,19 @@ def artist_page(request, slug: str):
         return render_to_string("tracks/_artist_tracks.html", {"page": page, "track_base": base})
 
     version, tracks_html = catalog.track_list(slug, number, render_tracks)
-    response = render(
-        request,
-        "tracks/artist.html",
-        {"artist": artist, "tracks_html": mark_safe(tracks_html)},  # noqa: S308 - our own rendered template
+    # The cached list is everyone's; each visitor's Buy buttons are filled in here.
+    credits = balance(request.user) if request.user.is_authenticated else None
+    tracks_html = buttons.fill(
+        tracks_html,
+        request.user,
+        artist_id=artist.pk,
+        balance=credits,
+        next_url=request.get_full_path(),
     )
+    context = {"artist": artist, "tracks_html": mark_safe(tracks_html)}  # noqa: S308 - our own rendered template
+    if credits is not None:
+        context["header_balance"] = credits  # already read: the header needs no query of its own
+    response = render(request, "tracks/artist.html", context)
     if anonymous:
         catalog.store_public_page(slug, number, response.content, version)
     return response
@@ -181,16 +190,20 @@ def artist_page(request, slug: str):
 @require_GET
 def track_detail(request, track_id: int):
     track = _visible_or_404(request, track_id)
-    return render(
-        request,
-        "tracks/track.html",
-        {
-            "track": track,
-            "rights": selectors.rights_status(track),
-            "can_download": selectors.can_download_full(request.user, track),
-            "is_owner": request.user.is_authenticated and request.user.pk == track.creator_id,
-        },
-    )
+    context = {
+        "track": track,
+        "rights": selectors.rights_status(track),
+        "can_download": selectors.can_download_full(request.user, track),
+        "is_owner": request.user.is_authenticated and request.user.pk == track.creator_id,
+    }
+    if track.is_published:
+        credits = balance(request.user) if request.user.is_authenticated else None
+        context["buy_button"] = buttons.for_track(
+            request.user, track, balance=credits, next_url=request.get_full_path()
+        )
+        if credits is not None:
+            context["header_balance"] = credits
+    return render(request, "tracks/track.html", context)
 
 
 def _serve(file, *, content_type: str, download_name: str | None = None):

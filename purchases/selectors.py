@@ -1,0 +1,185 @@
+"""Reads of fan purchases: who owns what, collections, receipts, an artist's sales,
+and what each Buy button offers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from purchases.models import LIVE, PaymentMethod, Purchase, PurchaseStatus
+from purchases.pricing import card_price_cents
+from tracks.models import Track
+
+S = PurchaseStatus
+
+# A completed purchase gives the full download; a disputed one is suspended.
+IN_COLLECTION = (S.COMPLETED, S.DISPUTED)
+# What an artist's sales list shows: every purchase that was paid.
+SOLD = (S.COMPLETED, S.DISPUTED, S.REFUNDED)
+
+
+def track_to_buy(track_id: int) -> Track | None:
+    """A track with what Buy needs: its artist and the artist's payable account (one
+    query, so the sale's posting needs no lookup of its own)."""
+    return (
+        Track.objects.select_related("creator", "creator__payable_account")
+        .filter(pk=track_id)
+        .first()
+    )
+
+
+def owns(user, track) -> bool:
+    """Whether the user bought the track and may download it (checked on every download)."""
+    if not user.is_authenticated:
+        return False
+    return Purchase.objects.filter(fan_id=user.pk, track_id=track.pk, status=S.COMPLETED).exists()
+
+
+def in_collection(user, track) -> bool:
+    """Bought, even if a dispute suspends the download for now."""
+    if not user.is_authenticated:
+        return False
+    return Purchase.objects.filter(
+        fan_id=user.pk, track_id=track.pk, status__in=IN_COLLECTION
+    ).exists()
+
+
+def track_has_buyers(track) -> bool:
+    """Whether a fan owns the track or is paying for it right now."""
+    return Purchase.objects.filter(LIVE, track_id=track.pk).exists()
+
+
+def track_has_purchases(track) -> bool:
+    """Any purchase at all, refunded or abandoned ones included: money history."""
+    return Purchase.objects.filter(track_id=track.pk).exists()
+
+
+def fan_purchases(fan) -> QuerySet[Purchase]:
+    """The fan's own purchases, newest first."""
+    return Purchase.objects.filter(fan_id=fan.pk).order_by("-created_at", "-id")
+
+
+def fan_purchase(fan, purchase_id: int) -> Purchase | None:
+    return (
+        Purchase.objects.select_related("track__creator")
+        .filter(fan_id=fan.pk, pk=purchase_id)
+        .first()
+    )
+
+
+def collection(fan) -> QuerySet[Purchase]:
+    """The fan's bought tracks, newest first, with their artists."""
+    return (
+        Purchase.objects.filter(fan_id=fan.pk, status__in=IN_COLLECTION)
+        .select_related("track__creator")
+        .order_by("-completed_at", "-id")
+    )
+
+
+def receipt(user, purchase_id: int) -> Purchase | None:
+    """A paid purchase's receipt, for its fan (or staff)."""
+    purchases = Purchase.objects.select_related("track__creator", "fan", "payment").filter(
+        pk=purchase_id, status__in=SOLD
+    )
+    if not user.is_staff:
+        purchases = purchases.filter(fan_id=user.pk)
+    return purchases.first()
+
+
+def sales(artist) -> QuerySet[Purchase]:
+    """Who bought the artist's tracks, newest first."""
+    return (
+        Purchase.objects.filter(track__creator_id=artist.pk, status__in=SOLD)
+        .select_related("track", "fan")
+        .order_by("-completed_at", "-id")
+    )
+
+
+# --- Buy buttons -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuyButton:
+    """What pressing Buy on one track would do for one visitor."""
+
+    track_id: int
+    kind: str  # login, own, owned, on_hold, resume, credits, card, not_for_sale
+    price_credits: int
+    amount_cents: int
+
+    @property
+    def label(self) -> str:
+        dollars = f"${self.amount_cents / 100:,.2f}"
+        credits = f"{self.price_credits} credit{'' if self.price_credits == 1 else 's'}"
+        return {
+            "login": "Log in to buy",
+            "own": "Your track",
+            "owned": "In your collection",
+            "on_hold": "On hold: payment disputed",
+            "resume": f"Finish paying {dollars}",
+            "credits": f"Buy for {credits}",
+            "card": f"Buy for {dollars}",
+            "not_for_sale": "Not for sale",
+        }[self.kind]
+
+    @property
+    def can_press(self) -> bool:
+        return self.kind in ("resume", "credits", "card")
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A track as the button needs it: id, price, and whether it is for sale."""
+
+    track_id: int
+    price_credits: int
+    for_sale: bool
+
+
+def buy_buttons(user, offers: Iterable[Offer], *, artist_id: int, balance: int | None):
+    """The Buy button of each offered track (all by `artist_id`), in one query at most.
+
+    `balance` is the visitor's credit balance (None for a visitor who is not signed in).
+    """
+    offers = list(offers)
+    states: dict[int, str] = {}
+    if user.is_authenticated and user.pk != artist_id and offers:
+        states = dict(
+            Purchase.objects.filter(
+                LIVE, fan_id=user.pk, track_id__in=[o.track_id for o in offers]
+            ).values_list("track_id", "status")
+        )
+    buttons = {}
+    for offer in offers:
+        status = states.get(offer.track_id)
+        if not user.is_authenticated:
+            kind = "login" if offer.for_sale else "not_for_sale"
+        elif user.pk == artist_id:
+            kind = "own"
+        elif status == S.COMPLETED:
+            kind = "owned"
+        elif status == S.DISPUTED:
+            kind = "on_hold"
+        elif status in (S.PENDING, S.FAILED):
+            kind = "resume"
+        elif not offer.for_sale:
+            kind = "not_for_sale"
+        elif balance is not None and balance >= offer.price_credits:
+            kind = "credits"
+        else:
+            kind = "card"
+        buttons[offer.track_id] = BuyButton(
+            offer.track_id, kind, offer.price_credits, card_price_cents(offer.price_credits)
+        )
+    return buttons
+
+
+def method_label(purchase: Purchase) -> str:
+    """How a sale was paid, as the artist's sales list says it."""
+    if purchase.payment_method == PaymentMethod.CARD:
+        return "card"
+    if purchase.value_cents == 0:
+        return "paid with promotional credits"
+    return f"{purchase.price_credits} credit{'' if purchase.price_credits == 1 else 's'}"
