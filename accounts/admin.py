@@ -17,10 +17,10 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ["email", "display_name", "slug"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
+        ("Money: explain the balance", {"fields": ["money"]}),
         ("Artist profile", {"fields": ["display_name", "slug"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
-        ("Money: explain the balance", {"fields": ["money"]}),
     ]
     readonly_fields = ["money"]
     add_fieldsets = [

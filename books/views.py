@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from books import charts, revenue, selectors
 from books.models import AccountCode
+from payments.models import Purpose
 
 PERMISSION = "payments.view_revenue"
 
@@ -32,6 +33,10 @@ def revenue_view(request):
         **admin.site.each_context(request),
         "title": f"Revenue: {month.start:%B %Y}",
         "months": months,
+        "card_in": [
+            (Purpose(purpose).label if purpose in Purpose.values else purpose, cents)
+            for purpose, cents in month.card_in.items()
+        ],
         "month": month,
         "accounts": [(AccountCode(code).label, code, cents) for code, cents in accounts.items()],
         "revenue_accounts": [

@@ -71,7 +71,8 @@ def _check(request) -> None:
 
 
 def _desk(request):
-    form = PeriodForm(request.GET or None)
+    today = timezone.now().astimezone(dt.UTC).date()
+    form = PeriodForm({"start": today.replace(day=1), "end": today, **request.GET.dict()})
     start, end = form.period()
     return form, reconciliation.desk(start=start, end=end)
 
