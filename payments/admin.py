@@ -8,7 +8,7 @@ from books.models import AccountCode, JournalLine
 from core.admin_confirm import confirm_action
 from payments import services
 from payments.gateway import GatewayError
-from payments.models import Payment, PaymentStatus, Refund
+from payments.models import Payment, PaymentStatus, Refund, StaffAction
 
 
 class RefundInline(admin.TabularInline):
@@ -127,3 +127,23 @@ class PaymentAdmin(admin.ModelAdmin):
             "(Only paid payments are listed.)",
             run=run,
         )
+
+
+@admin.register(StaffAction)
+class StaffActionAdmin(admin.ModelAdmin):
+    """What staff did to money, and why: written by the actions, never by hand."""
+
+    list_display = ["created_at", "staff_user", "action", "payment", "subject", "ok", "outcome"]
+    list_filter = ["action", "ok"]
+    search_fields = ["staff_user__email", "reason", "subject"]
+    list_select_related = ["staff_user", "payment"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
