@@ -116,7 +116,7 @@ def action_view(request, payment_id: int, action: str):
     if action not in ACTION_SERVICES:
         raise PermissionDenied("Unknown action.")
     payment = get_object_or_404(Payment.objects.select_related("user", "package"), pk=payment_id)
-    form = ActionForm(request.POST or None)
+    form = ActionForm(request.POST if request.method == "POST" else None)
     back = reverse("admin_reconciliation") + (
         f"?{request.GET['back']}" if request.GET.get("back") else ""
     )
