@@ -1,7 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from accounts.models import User
+from books.selectors import artist_payable
+from credits.selectors import explain_balance
+from payments.models import Payment
+from subscriptions.selectors import allowance_remaining, current_subscription
 
 
 @admin.register(User)
@@ -11,10 +17,12 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ["email", "display_name", "slug"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
+        ("Money: explain the balance", {"fields": ["money"]}),
         ("Artist profile", {"fields": ["display_name", "slug"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
+    readonly_fields = ["money"]
     add_fieldsets = [
         (
             None,
@@ -24,3 +32,24 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     ]
+
+    @admin.display(description="Credits, lots, entries and payments")
+    def money(self, obj):
+        if obj is None or obj.pk is None:
+            return ""
+        payments = list(
+            Payment.objects.filter(user_id=obj.pk).select_related("package").order_by("-created_at")
+        )
+        html = render_to_string(
+            "admin/accounts/user_money.html",
+            {
+                "x": explain_balance(obj),
+                "allowance": allowance_remaining(obj),
+                "subscription": current_subscription(obj),
+                "payable": artist_payable(obj),
+                "payments": payments,
+                "payments_by_lot": {p.lot_id: p for p in payments if p.lot_id},
+            },
+        )
+        # Admin turns newlines of a read-only value into <br>: keep the tables whole.
+        return mark_safe(html.replace("\n", " "))  # noqa: S308 - rendered by our template

@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 
 from books import money
 from credits import services
@@ -97,6 +98,36 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_select_related = ["user", "staff_user"]
     date_hierarchy = "created_at"
     inlines = [LedgerEntryLotInline]
+    readonly_fields = ["tied_to"]
+
+    @admin.display(description="Tied to")
+    def tied_to(self, obj):
+        """One click to the payments, journal transactions and lots of this entry."""
+        from payments.models import Payment
+
+        links = []
+        lot_ids = list(obj.lot_links.values_list("lot_id", "lot__origin_lot_id"))
+        for lot_id, _ in lot_ids:
+            links.append(
+                (reverse("admin:credits_creditlot_change", args=[lot_id]), f"lot {lot_id}")
+            )
+        paid_by = Payment.objects.filter(
+            lot_id__in=[origin or lot for lot, origin in lot_ids]
+        ).values_list("pk", flat=True)
+        for pk in paid_by:
+            links.append((reverse("admin:payments_payment_change", args=[pk]), f"payment {pk}"))
+        for t in obj.journal_transactions.all():
+            links.append(
+                (reverse("admin:books_journaltransaction_change", args=[t.pk]), f"books: {t.event}")
+            )
+        if obj.reverses_id:
+            links.append(
+                (
+                    reverse("admin:credits_ledgerentry_change", args=[obj.reverses_id]),
+                    "the spend it gives back",
+                )
+            )
+        return format_html_join(" · ", '<a href="{}">{}</a>', links) or "—"
 
 
 @admin.register(Wallet)

@@ -103,3 +103,49 @@ def ledger_discrepancies() -> list[Discrepancy]:
                 problems.append(f"{bad_links} entr(y/ies) whose lot parts do not add up")
             found.append(Discrepancy(user_id, email, "; ".join(problems)))
     return found
+
+
+@dataclass
+class BalanceExplained:
+    """Everything that makes a user's balance, for the admin's "explain a balance"."""
+
+    balance: int  # spendable now
+    cached: int  # the wallet row
+    entries_sum: int
+    lots: list
+    entries: list
+    lots_remaining: int
+
+    @property
+    def adds_up(self) -> bool:
+        return self.entries_sum == self.cached == self.lots_remaining
+
+
+def explain_balance(user, *, entries_limit: int = 200) -> BalanceExplained:
+    """The user's balance, lots (with cost basis) and the entries that make it."""
+    from django.db.models import Sum
+
+    from credits.models import Wallet
+
+    cached = Wallet.objects.filter(user_id=user.pk).values_list("balance", flat=True).first() or 0
+    lots = list(
+        CreditLot.objects.filter(user_id=user.pk)
+        .select_related("package")
+        .order_by("-created_at", "-id")
+    )
+    entries_sum = (
+        LedgerEntry.objects.filter(user_id=user.pk).aggregate(total=Sum("amount"))["total"] or 0
+    )
+    entries = list(
+        LedgerEntry.objects.filter(user_id=user.pk)
+        .select_related("staff_user")
+        .order_by("-created_at", "-id")[:entries_limit]
+    )
+    return BalanceExplained(
+        balance=balance(user),
+        cached=cached,
+        entries_sum=entries_sum,
+        lots=lots,
+        entries=entries,
+        lots_remaining=sum(lot.remaining for lot in lots),
+    )

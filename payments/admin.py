@@ -5,9 +5,10 @@ from django.utils.html import format_html, format_html_join
 
 from books import money
 from books.models import AccountCode, JournalLine
+from core.admin_confirm import confirm_action
 from payments import services
 from payments.gateway import GatewayError
-from payments.models import Payment, PaymentStatus, Refund
+from payments.models import Payment, PaymentStatus, Refund, StaffAction
 
 
 class RefundInline(admin.TabularInline):
@@ -94,27 +95,55 @@ class PaymentAdmin(admin.ModelAdmin):
     def amount_display(self, obj):
         return obj.amount_display
 
-    @admin.action(description="Refund selected payments through Stripe")
+    @admin.action(description="Refund selected payments through Stripe…")
     def refund_through_stripe(self, request, queryset):
-        for payment in queryset:
-            if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
-                self.message_user(
-                    request, f"Payment {payment.pk} is {payment.status}: skipped.", messages.WARNING
-                )
-                continue
+        """Refund in full, after a confirmation page with a reason (recorded)."""
+
+        def run(payment, reason):
             try:
-                services.request_refund(payment=payment)
-            except (GatewayError, services.InvalidTransition) as exc:
+                done = services.refund_from_desk(
+                    payment=payment, staff_user=request.user, reason=reason
+                )
+            except (GatewayError, services.InvalidTransition, ValueError, PermissionError) as exc:
                 self.message_user(request, f"Payment {payment.pk}: {exc}", messages.ERROR)
-                continue
+                return
             payment.refresh_from_db()
-            self.message_user(
-                request,
-                f"Payment {payment.pk} refund requested"
-                + (
-                    f"; {payment.refund_shortfall_credits} credit(s) were already used."
-                    if payment.status == PaymentStatus.REFUNDED
-                    else "."
-                ),
-                messages.SUCCESS,
+            shortfall = (
+                f" {payment.refund_shortfall_credits} credit(s) were already used."
+                if payment.status == PaymentStatus.REFUNDED and payment.refund_shortfall_credits
+                else ""
             )
+            self.message_user(
+                request, f"Payment {payment.pk}: {done.outcome}{shortfall}", messages.SUCCESS
+            )
+
+        return confirm_action(
+            self,
+            request,
+            queryset.filter(status__in=(PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)),
+            title="Refund through Stripe",
+            warning="These card payments will be refunded in full through Stripe: unused "
+            "credits are voided and bought tracks are revoked. This cannot be undone. "
+            "(Only paid payments are listed.)",
+            run=run,
+        )
+
+
+@admin.register(StaffAction)
+class StaffActionAdmin(admin.ModelAdmin):
+    """What staff did to money, and why: written by the actions, never by hand."""
+
+    list_display = ["created_at", "staff_user", "action", "payment", "subject", "ok", "outcome"]
+    list_filter = ["action", "ok"]
+    search_fields = ["staff_user__email", "reason", "subject"]
+    list_select_related = ["staff_user", "payment"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

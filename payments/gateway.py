@@ -41,6 +41,12 @@ class Gateway(Protocol):
 
     def card_fee(self, *, charge_id: str | None, amount: int) -> int | None: ...
 
+    def cancel_payment_intent(self, intent_id: str, *, idempotency_key: str) -> dict: ...
+
+    def list_payment_intents(self, *, created_gte: int, created_lt: int) -> list[dict]: ...
+
+    def list_charges(self, *, created_gte: int, created_lt: int) -> list[dict]: ...
+
     def checkout_url(self, intent: dict) -> str | None: ...
 
     def create_subscription_checkout(
@@ -54,6 +60,18 @@ class Gateway(Protocol):
     ) -> dict: ...
 
     def portal_url(self, *, customer_id: str, return_url: str) -> str | None: ...
+
+
+def _fee_of(charge: dict) -> int | None:
+    """The fee on a charge's (expanded) balance transaction; None when there is none."""
+    balance_transaction = charge.get("balance_transaction")
+    if isinstance(balance_transaction, dict) and balance_transaction.get("fee") is not None:
+        return int(balance_transaction["fee"])
+    return None
+
+
+def fee_of(charge: dict) -> int | None:
+    return charge["fee"] if "fee" in charge else _fee_of(charge)
 
 
 class StripeGateway:
@@ -115,10 +133,36 @@ class StripeGateway:
             charge_id,
             params={"expand": ["balance_transaction"]},
         )
-        balance_transaction = charge.get("balance_transaction")
-        if isinstance(balance_transaction, dict) and balance_transaction.get("fee") is not None:
-            return int(balance_transaction["fee"])
-        return None
+        return _fee_of(charge)
+
+    def cancel_payment_intent(self, intent_id: str, *, idempotency_key: str) -> dict:
+        return self._call(
+            self.client.v1.payment_intents.cancel,
+            intent_id,
+            options={"idempotency_key": idempotency_key},
+        )
+
+    def _list_all(self, service, params: dict) -> list[dict]:
+        """Every object of a list call, 100 per request (Stripe's page size limit)."""
+        try:
+            page = service.list(params={**params, "limit": 100})
+            return [obj.to_dict() for obj in page.auto_paging_iter()]
+        except self._stripe.StripeError as exc:
+            raise GatewayError(exc.user_message or exc.__class__.__name__) from exc
+
+    def list_payment_intents(self, *, created_gte: int, created_lt: int) -> list[dict]:
+        return self._list_all(
+            self.client.v1.payment_intents, {"created": {"gte": created_gte, "lt": created_lt}}
+        )
+
+    def list_charges(self, *, created_gte: int, created_lt: int) -> list[dict]:
+        return self._list_all(
+            self.client.v1.charges,
+            {
+                "created": {"gte": created_gte, "lt": created_lt},
+                "expand": ["data.balance_transaction"],
+            },
+        )
 
     def checkout_url(self, intent: dict) -> str | None:
         return None  # the page mounts Stripe's Payment Element instead
@@ -219,6 +263,27 @@ class TestGateway:
         from payments import testmode
 
         return testmode.card_fee(amount)
+
+    def cancel_payment_intent(self, intent_id: str, *, idempotency_key: str) -> dict:
+        from payments import testmode
+
+        return testmode.intent_object(testmode.cancel(intent_id))
+
+    def list_payment_intents(self, *, created_gte: int, created_lt: int) -> list[dict]:
+        from payments import testmode
+
+        return [
+            testmode.intent_object(i) for i in testmode.intents_created(created_gte, created_lt)
+        ]
+
+    def list_charges(self, *, created_gte: int, created_lt: int) -> list[dict]:
+        from payments import testmode
+
+        return [
+            testmode.charge_object(i)
+            for i in testmode.intents_created(created_gte, created_lt)
+            if i.charge_id
+        ]
 
     def checkout_url(self, intent: dict) -> str | None:
         return reverse("test_checkout", kwargs={"intent_id": intent["id"]})

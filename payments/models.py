@@ -66,6 +66,10 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("use_reconciliation_desk", "Can use the reconciliation desk and its actions"),
+            ("view_revenue", "Can see the revenue report"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(purpose="credit_package") | Q(package__isnull=False),
@@ -168,3 +172,32 @@ class TestModeSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class StaffAction(models.Model):
+    """A money action taken by staff in admin (refund, settle, replay, cancel), with
+    the reason they gave and what came of it. Written by the action's own service."""
+
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    action = models.CharField(max_length=32)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="staff_actions"
+    )
+    subject = models.CharField(max_length=200, blank=True, help_text="What it was done to.")
+    reason = models.TextField()
+    outcome = models.CharField(max_length=500, blank=True)
+    ok = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""), name="payments_staff_action_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.staff_user} ({self.created_at:%Y-%m-%d %H:%M})"

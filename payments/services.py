@@ -27,6 +27,8 @@ from subscriptions.selectors import has_active_subscription
 logger = logging.getLogger(__name__)
 
 RECONCILE_AFTER = dt.timedelta(minutes=10)
+# A PaymentIntent left unpaid this long is canceled by reconciliation (DESIGN.md 2).
+ABANDONED_AFTER = dt.timedelta(hours=24)
 PENDING_REUSE_WINDOW = dt.timedelta(minutes=30)
 S = PaymentStatus
 
@@ -568,6 +570,8 @@ def close_dispute(*, dispute: dict, cause_ref: str) -> Payment | None:
 
 def reconcile(*, now: dt.datetime | None = None) -> list[str]:
     """Ask Stripe about payments pending for over 10 minutes; complete or fail them.
+    Cancel the PaymentIntents left unpaid for 24 hours (completing any Stripe says
+    were paid after all).
 
     One payment's error is logged and reported, and the sweep goes on.
     """
@@ -579,6 +583,20 @@ def reconcile(*, now: dt.datetime | None = None) -> list[str]:
         created_at__lte=now - RECONCILE_AFTER,
         stripe_payment_intent_id__isnull=False,
     ).order_by("created_at")
+    abandoned = Payment.objects.filter(
+        status__in=(S.PENDING, S.FAILED),
+        created_at__lte=now - ABANDONED_AFTER,
+        stripe_payment_intent_id__isnull=False,
+    ).order_by("created_at")
+    for payment in abandoned.iterator():
+        try:
+            payment = cancel_intent(payment=payment, cause_ref="reconcile")
+            report.append(f"payment {payment.pk}: unpaid for 24 hours, {payment.status}")
+        except GatewayError as exc:
+            report.append(f"payment {payment.pk}: could not cancel ({exc})")
+        except Exception as exc:
+            logger.exception("cancel failed", extra={"payment_id": payment.pk})
+            report.append(f"payment {payment.pk}: error ({exc.__class__.__name__}: {exc})")
     for payment in stale.iterator():
         try:
             intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
@@ -596,3 +614,152 @@ def reconcile(*, now: dt.datetime | None = None) -> list[str]:
             logger.exception("reconciliation failed", extra={"payment_id": payment.pk})
             report.append(f"payment {payment.pk}: error ({exc.__class__.__name__}: {exc})")
     return report
+
+
+# --- The reconciliation desk's actions (staff, with a reason; recorded) ---------------
+
+
+def _record_action(*, staff_user, action: str, payment, reason: str, outcome: str, ok: bool):
+    from payments.models import StaffAction
+
+    return StaffAction.objects.create(
+        staff_user=staff_user,
+        action=action,
+        payment=payment,
+        subject=f"payment {payment.pk}" if payment else "",
+        reason=reason,
+        outcome=outcome[:500],
+        ok=ok,
+        created_at=_now(),
+    )
+
+
+def _desk_action(action: str):
+    """Run a desk action with a reason, and record it (and its failure) with the staff user."""
+
+    def wrap(fn):
+        def run(*, payment: Payment, staff_user, reason: str, **kwargs):
+            reason = (reason or "").strip()
+            if not reason:
+                raise ValueError("Give a reason: it is recorded with the action.")
+            if staff_user is None or not staff_user.is_staff:
+                raise PermissionError("Only staff can act on payments.")
+            try:
+                outcome = fn(payment=payment, staff_user=staff_user, reason=reason, **kwargs)
+            except (GatewayError, InvalidTransition, ValueError) as exc:
+                _record_action(
+                    staff_user=staff_user,
+                    action=action,
+                    payment=payment,
+                    reason=reason,
+                    outcome=f"failed: {exc}",
+                    ok=False,
+                )
+                raise
+            logger.info(
+                "staff payment action",
+                extra={"action": action, "payment_id": payment.pk, "staff_user": staff_user.pk},
+            )
+            return _record_action(
+                staff_user=staff_user,
+                action=action,
+                payment=payment,
+                reason=reason,
+                outcome=outcome,
+                ok=True,
+            )
+
+        run.__doc__ = fn.__doc__
+        run.__name__ = fn.__name__
+        return run
+
+    return wrap
+
+
+@_desk_action("settle")
+def settle_from_stripe(*, payment: Payment, staff_user, reason: str) -> str:
+    """Bring a payment in line with Stripe's copy, through the webhook's own services:
+    complete (or fail) it from its PaymentIntent, then apply Stripe's refunds."""
+    if not payment.stripe_payment_intent_id:
+        raise ValueError("This payment has no PaymentIntent to settle from.")
+    cause_ref = f"desk:settle:{staff_user.pk}"
+    intent = get_gateway().retrieve_payment_intent(payment.stripe_payment_intent_id)
+    status = intent.get("status")
+    if status == "succeeded":
+        payment = complete_from_intent(intent, cause_ref=cause_ref)
+        payment = (
+            refund_from_charge(
+                {"payment_intent": intent["id"], "id": _charge_id(intent)}, cause_ref=cause_ref
+            )
+            or payment
+        )
+    elif status == "canceled" or intent.get("last_payment_error"):
+        payment = fail_from_intent(intent, cause_ref=cause_ref)
+    payment.refresh_from_db()
+    return f"Stripe says {status}; the payment is {payment.status}."
+
+
+@_desk_action("replay")
+def replay_payment_events(*, payment: Payment, staff_user, reason: str) -> str:
+    """Apply again the failed Stripe events about this payment."""
+    from payments.reconciliation import _failed_events
+    from webhooks import services as webhook_services
+    from webhooks.models import WebhookEvent
+
+    ids = _failed_events().get(payment.stripe_payment_intent_id or "", [])
+    if not ids:
+        raise ValueError("No failed events about this payment.")
+    outcomes = []
+    for event in WebhookEvent.objects.filter(pk__in=ids).order_by("received_at"):
+        stored = webhook_services.replay(event=event)
+        outcomes.append(f"{stored.stripe_event_id}: {stored.status}")
+    return "; ".join(outcomes)
+
+
+@_desk_action("refund")
+def refund_from_desk(
+    *, payment: Payment, staff_user, reason: str, amount_cents: int | None = None
+) -> str:
+    """Refund through Stripe: a paid payment by the usual rules (credits voided, access
+    revoked); money Stripe took for a payment we refused (an amount mismatch) in full."""
+    payment.refresh_from_db()
+    if payment.status in (S.SUCCEEDED, S.PARTIALLY_REFUNDED):
+        refund = request_refund(
+            payment=payment, amount_cents=amount_cents, staff_user=staff_user, reason=reason
+        )
+    elif payment.flag == PaymentFlag.AMOUNT_MISMATCH and payment.stripe_payment_intent_id:
+        refund = get_gateway().create_refund(
+            payment_intent_id=payment.stripe_payment_intent_id,
+            amount=None,
+            idempotency_key=f"payment:{payment.pk}:refund-mismatch",
+        )
+    else:
+        raise InvalidTransition(f"A {payment.get_status_display().lower()} payment has no refund.")
+    return f"Refund {refund['id']} of ${refund['amount'] / 100:,.2f}: {refund.get('status')}."
+
+
+def cancel_intent(*, payment: Payment, cause_ref: str) -> Payment:
+    """Cancel an unpaid PaymentIntent at Stripe and close its payment; if Stripe says it
+    was paid meanwhile, complete it instead."""
+    gateway = get_gateway()
+    intent_id = payment.stripe_payment_intent_id
+    try:
+        intent = gateway.cancel_payment_intent(
+            intent_id, idempotency_key=f"payment:{payment.pk}:cancel"
+        )
+    except GatewayError:
+        intent = gateway.retrieve_payment_intent(intent_id)
+        if intent.get("status") == "succeeded":
+            return complete_from_intent(intent, cause_ref=cause_ref)
+        if intent.get("status") != "canceled":
+            raise
+    return fail_from_intent(intent, cause_ref=cause_ref)
+
+
+@_desk_action("cancel")
+def cancel_from_desk(*, payment: Payment, staff_user, reason: str) -> str:
+    """Cancel an abandoned PaymentIntent so that it can never be paid."""
+    if payment.status not in (S.PENDING, S.FAILED) or not payment.stripe_payment_intent_id:
+        raise InvalidTransition("Only an unpaid payment with a PaymentIntent can be canceled.")
+    payment = cancel_intent(payment=payment, cause_ref=f"desk:cancel:{staff_user.pk}")
+    return f"The payment is {payment.status}."

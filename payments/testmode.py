@@ -112,6 +112,8 @@ def charge_object(intent: TestModeIntent) -> dict:
         "paid": True,
         "refunded": intent.amount_refunded >= intent.amount,
         "refunds": {"object": "list", "data": _refund_objects(intent)},
+        "balance_transaction": {"object": "balance_transaction", "fee": card_fee(intent.amount)},
+        "created": int(intent.created.timestamp()),
         "status": "succeeded",
         "livemode": False,
     }
@@ -168,6 +170,8 @@ def confirm(intent_id: str, card_number: str) -> TestModeIntent:
         intent = TestModeIntent.objects.select_for_update().get(pk=intent_id)
         if intent.status == "succeeded":
             return intent
+        if intent.status == "canceled":
+            raise ValueError("This payment was canceled; start again from the page you came from.")
         if card is None:
             raise ValueError("Use one of the test cards listed on this page.")
         if card.decline_code:
@@ -186,6 +190,31 @@ def confirm(intent_id: str, card_number: str) -> TestModeIntent:
             intent.charge_id = f"ch_test_{secrets.token_hex(12)}"
             intent.save(update_fields=["status", "last_error", "charge_id"])
             emit("payment_intent.succeeded", intent_object(intent))
+    return intent
+
+
+def intents_created(created_gte: int, created_lt: int):
+    """The test intents created in [created_gte, created_lt) (Unix times), one query."""
+    import datetime as dt
+
+    return TestModeIntent.objects.filter(
+        created__gte=dt.datetime.fromtimestamp(created_gte, tz=dt.UTC),
+        created__lt=dt.datetime.fromtimestamp(created_lt, tz=dt.UTC),
+    ).order_by("created")
+
+
+def cancel(intent_id: str) -> TestModeIntent:
+    """Cancel an unpaid test intent (Stripe refuses to cancel a succeeded one)."""
+    with transaction.atomic():
+        intent = TestModeIntent.objects.select_for_update().filter(pk=intent_id).first()
+        if intent is None:
+            raise GatewayError(f"No such payment_intent: {intent_id}")
+        if intent.status == "succeeded":
+            raise GatewayError("This PaymentIntent has succeeded and cannot be canceled.")
+        if intent.status != "canceled":
+            intent.status = "canceled"
+            intent.save(update_fields=["status"])
+            emit("payment_intent.canceled", intent_object(intent))
     return intent
 
 

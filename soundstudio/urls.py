@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from books import views as books_views
 from core import views as core_views
+from payments import desk_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -14,5 +16,26 @@ urlpatterns = [
     path("", include("payments.urls")),
     path("", include("webhooks.urls")),
     path("", include("subscriptions.urls")),
+    # The admin desk (DESIGN.md, "The admin desk"), behind the admin's own login.
+    path(
+        "admin/reconciliation/",
+        admin.site.admin_view(desk_views.reconciliation_view),
+        name="admin_reconciliation",
+    ),
+    path(
+        "admin/reconciliation/export.csv",
+        admin.site.admin_view(desk_views.reconciliation_csv),
+        name="admin_reconciliation_csv",
+    ),
+    path(
+        "admin/reconciliation/payments/<int:payment_id>/<slug:action>/",
+        admin.site.admin_view(desk_views.action_view),
+        name="admin_reconciliation_action",
+    ),
+    path(
+        "admin/revenue/",
+        admin.site.admin_view(books_views.revenue_view),
+        name="admin_revenue",
+    ),
     path("admin/", admin.site.urls),
 ]

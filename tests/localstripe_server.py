@@ -268,6 +268,32 @@ def _serve(port_file: Path, parent_pid: int | None) -> None:
     resources.Store.dump_to_disk = no_op  # type: ignore[method-assign]
     resources.Store.try_load_from_disk = no_op  # type: ignore[method-assign]
 
+    # Stripe lists PaymentIntents and charges by a `created` range (gte/gt/lt/lte
+    # together); localstripe takes none (intents) or one bound (charges). Filter here,
+    # as Stripe does, so the reconciliation desk's two list calls run unchanged.
+    def created_range(cls: Any) -> None:
+        base = cls._api_list_all
+
+        def list_all(url: str, created: Any = None, **kwargs: Any) -> Any:
+            listed = base(url, **kwargs)
+            if isinstance(created, dict):
+                tests = {
+                    "gte": lambda t, v: t >= v,
+                    "gt": lambda t, v: t > v,
+                    "lte": lambda t, v: t <= v,
+                    "lt": lambda t, v: t < v,
+                }
+                bounds = [(tests[op], int(value)) for op, value in created.items()]
+                listed._list = [
+                    obj for obj in listed._list if all(ok(obj.created, v) for ok, v in bounds)
+                ]
+            return listed
+
+        cls._api_list_all = list_all
+
+    created_range(resources.PaymentIntent)
+    created_range(resources.Charge)
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
 

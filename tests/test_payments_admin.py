@@ -7,7 +7,7 @@ from django.utils import timezone
 from credits.models import CreditPackage
 from credits.selectors import balance
 from payments import testmode
-from payments.models import Payment, PaymentStatus, TestModeIntent
+from payments.models import Payment, PaymentStatus, StaffAction, TestModeIntent
 from payments.services import start_package_purchase
 from tests import stripe_events
 from webhooks.models import EventStatus, WebhookEvent
@@ -77,13 +77,38 @@ def test_admin_refund_action_refunds_and_shows_shortfall(
     spend(user=user, amount=3, reason="test", idempotency_key="before-refund")
 
     with django_capture_on_commit_callbacks(execute=False):
-        response = admin_client.post(
+        confirm = admin_client.post(
             "/admin/payments/payment/",
             {"action": "refund_through_stripe", "_selected_action": [payment.pk]},
+        )
+        payment.refresh_from_db()
+        assert payment.status == PaymentStatus.SUCCEEDED  # nothing runs before confirming
+        assert "cannot be undone" in confirm.content.decode()
+        no_reason = admin_client.post(
+            "/admin/payments/payment/",
+            {"action": "refund_through_stripe", "_selected_action": [payment.pk], "post": "yes"},
+        )
+        payment.refresh_from_db()
+        assert payment.status == PaymentStatus.SUCCEEDED
+        assert "Give a reason" in no_reason.content.decode()
+        response = admin_client.post(
+            "/admin/payments/payment/",
+            {
+                "action": "refund_through_stripe",
+                "_selected_action": [payment.pk],
+                "post": "yes",
+                "reason": "Customer asked by e-mail",
+            },
             follow=True,
         )
 
     assert "3 credit(s) were already used" in response.content.decode()
+    action = StaffAction.objects.get()
+    assert (action.action, action.reason, action.payment_id) == (
+        "refund",
+        "Customer asked by e-mail",
+        payment.pk,
+    )
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.REFUNDED
     assert payment.refund_shortfall_credits == 3
@@ -114,6 +139,17 @@ def test_admin_replay_applies_a_failed_event(admin_client, client, user, monkeyp
     admin_client.post(
         "/admin/webhooks/webhookevent/",
         {"action": "replay", "_selected_action": [event.pk]},
+    )
+    event.refresh_from_db()
+    assert event.status == EventStatus.FAILED  # the confirmation page only
+    admin_client.post(
+        "/admin/webhooks/webhookevent/",
+        {
+            "action": "replay",
+            "_selected_action": [event.pk],
+            "post": "yes",
+            "reason": "Fixed the handler",
+        },
     )
 
     event.refresh_from_db()

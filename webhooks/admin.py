@@ -1,5 +1,8 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 
+from core.admin_confirm import confirm_action
+from payments.models import StaffAction
 from webhooks import services
 from webhooks.models import EventStatus, WebhookEvent
 
@@ -22,9 +25,31 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Replay selected events now")
+    @admin.action(description="Replay selected events now…")
     def replay(self, request, queryset):
-        for event in queryset:
+        """Apply the events again, after a confirmation page with a reason (recorded)."""
+
+        def run(event, reason):
             stored = services.replay(event=event)
-            level = messages.ERROR if stored.status == EventStatus.FAILED else messages.SUCCESS
+            failed = stored.status == EventStatus.FAILED
+            StaffAction.objects.create(
+                staff_user=request.user,
+                action="replay",
+                subject=f"event {stored.stripe_event_id}",
+                reason=reason,
+                outcome=f"{stored.status}{': ' + stored.last_error if failed else ''}"[:500],
+                ok=not failed,
+                created_at=timezone.now(),
+            )
+            level = messages.ERROR if failed else messages.SUCCESS
             self.message_user(request, f"{stored.stripe_event_id}: {stored.status}", level)
+
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Replay events",
+            warning="These Stripe events will be applied again now. Handlers are idempotent: "
+            "an event already applied changes nothing.",
+            run=run,
+        )
