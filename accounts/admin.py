@@ -7,6 +7,7 @@ from accounts.models import User
 from books.selectors import artist_payable
 from credits.selectors import explain_balance
 from payments.models import Payment
+from purchases.selectors import fan_purchases, sales
 from subscriptions.selectors import allowance_remaining, current_subscription
 
 
@@ -49,6 +50,8 @@ class UserAdmin(BaseUserAdmin):
                 "payable": artist_payable(obj),
                 "payments": payments,
                 "payments_by_lot": {p.lot_id: p for p in payments if p.lot_id},
+                "purchases": list(fan_purchases(obj).select_related("track", "payment")[:100]),
+                "sales": list(sales(obj)[:100]),
             },
         )
         # Admin turns newlines of a read-only value into <br>: keep the tables whole.

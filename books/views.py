@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from books import charts, revenue, selectors
 from books.models import AccountCode
 from payments.models import Purpose
+from purchases.selectors import top_tracks
 
 PERMISSION = "payments.view_revenue"
 
@@ -44,6 +45,7 @@ def revenue_view(request):
             for code in revenue.REVENUE_ACCOUNTS
         ],
         "chart": charts.revenue_chart(months),
+        "top_tracks": top_tracks(start=month.start, end=month.end),
         "active_subscribers": active,
         "mrr": mrr,
         "previous": f"{revenue.add_months(month.start, -1):%Y-%m}",

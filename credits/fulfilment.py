@@ -152,3 +152,10 @@ class PackageFulfilment:
 
     def after_payment_url(self, payment) -> str:
         return f"/credits/?payment={payment.stripe_payment_intent_id}"
+
+    def cancel_url(self, payment) -> str:
+        return "/credits/"
+
+    def checkout_summary(self, payment) -> str:
+        package = payment.package
+        return f"{package.name} package: {package.credits} credits"

@@ -13,7 +13,10 @@ called inside the transaction that holds the payment's row lock, each idempotent
 - ``refunded(*, payment, refund_id, amount_cents, refunded_total_cents, cause_ref)``:
   once per Stripe refund id; posts the reversal, cash included;
 - ``dispute_opened(*, payment, dispute, cause_ref)`` and
-  ``dispute_closed(*, payment, dispute, won, cause_ref)``.
+  ``dispute_closed(*, payment, dispute, won, cause_ref)``;
+- ``after_payment_url(payment)``, ``cancel_url(payment)`` and
+  ``checkout_summary(payment)``: for the test checkout page, where "paid" and
+  "cancel" lead and what is being paid for.
 """
 
 from __future__ import annotations

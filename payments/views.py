@@ -66,6 +66,7 @@ def test_checkout(request, intent_id: str):
     if payment is None:
         raise Http404
     intent = get_object_or_404(TestModeIntent, pk=intent_id)
+    fulfilment = fulfilment_for(payment.purpose)
     error = ""
     if request.method == "POST":
         try:
@@ -74,7 +75,7 @@ def test_checkout(request, intent_id: str):
             error = str(exc)
         else:
             if intent.status == "succeeded":
-                return redirect(fulfilment_for(payment.purpose).after_payment_url(payment))
+                return redirect(fulfilment.after_payment_url(payment))
             error = (intent.last_error or {}).get("message", "The payment failed.")
     return render(
         request,
@@ -85,5 +86,9 @@ def test_checkout(request, intent_id: str):
             "cards": testmode.CARDS,
             "error": error,
             "already_paid": payment.status == PaymentStatus.SUCCEEDED,
+            # What is being paid for, and where "done" and "cancel" lead, by purpose.
+            "summary": fulfilment.checkout_summary(payment),
+            "done_url": fulfilment.after_payment_url(payment),
+            "cancel_url": fulfilment.cancel_url(payment),
         },
     )

@@ -50,3 +50,14 @@ class TrackPurchaseFulfilment:
         """Where the test card page sends the fan once paid: the collection, confirming."""
         purchase = getattr(payment, "purchase", None)
         return f"/collection/?purchase={purchase.pk}" if purchase else "/collection/"
+
+    def cancel_url(self, payment) -> str:
+        purchase = getattr(payment, "purchase", None)
+        return purchase.track.get_absolute_url() if purchase else "/collection/"
+
+    def checkout_summary(self, payment) -> str:
+        purchase = getattr(payment, "purchase", None)
+        if purchase is None:
+            return "A track"
+        track = purchase.track
+        return f"\u201c{track.title}\u201d by {track.creator.display_name}"

@@ -183,3 +183,19 @@ def method_label(purchase: Purchase) -> str:
     if purchase.value_cents == 0:
         return "paid with promotional credits"
     return f"{purchase.price_credits} credit{'' if purchase.price_credits == 1 else 's'}"
+
+
+def top_tracks(*, start, end, limit: int = 5) -> list[tuple[str, str, int, int]]:
+    """The tracks that sold best in [start, end): (title, artist, sales, value in cents)."""
+    from django.db.models import Count, Sum
+
+    rows = (
+        Purchase.objects.filter(completed_at__gte=start, completed_at__lt=end, status__in=SOLD)
+        .values("track__title", "track__creator__display_name")
+        .annotate(sold=Count("id"), value=Sum("value_cents"))
+        .order_by("-value", "-sold", "track__title")[:limit]
+    )
+    return [
+        (r["track__title"], r["track__creator__display_name"], r["sold"], r["value"] or 0)
+        for r in rows
+    ]

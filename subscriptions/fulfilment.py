@@ -70,3 +70,9 @@ class EssentialFulfilment:
 
     def after_payment_url(self, payment) -> str:
         return "/subscribe/"
+
+    def cancel_url(self, payment) -> str:
+        return "/subscribe/"
+
+    def checkout_summary(self, payment) -> str:
+        return "Essential: 5 track generations a month"
