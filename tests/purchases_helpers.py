@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 
 from django.core.files.base import ContentFile
-from django.db import connection
 from django.utils import timezone
 
 from books.selectors import account_balances, artist_payable, book_violations
@@ -108,36 +106,3 @@ def deliver(client, payload):
     response = stripe_events.deliver(client, payload)
     assert response.status_code == 200, response.content
     return response
-
-
-def run_threads(targets, timeout=60):
-    """Run callables in threads started together; return [(result, exception)] in order.
-
-    Each thread has its own database connection (closed when done) and a statement
-    timeout, so a deadlock shows as an error instead of a hung run.
-    """
-    barrier = threading.Barrier(len(targets))
-    outcomes = [None] * len(targets)
-
-    def runner(i, target):
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SET statement_timeout = '30s'")
-            barrier.wait()
-            outcomes[i] = (target(), None)
-        except BaseException as exc:  # reported to the test
-            outcomes[i] = (None, exc)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=runner, args=(i, t), daemon=True) for i, t in enumerate(targets)
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [i for i, thread in enumerate(threads) if thread.is_alive()]
-    assert not stuck, f"threads {stuck} did not finish within {timeout}s"
-    return outcomes

@@ -26,6 +26,7 @@ from payments import services as payments
 from payments.models import Payment, PaymentStatus, Refund
 from tests import stripe_events
 from tests.factories import UserFactory
+from tests.threads import run_threads
 from webhooks.models import EventStatus, WebhookEvent
 
 JOIN_TIMEOUT = 30
@@ -36,35 +37,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _no_subscription_needed(settings):
     settings.CREDITS_REQUIRE_SUBSCRIPTION = False
-
-
-def run_threads(targets, timeout=JOIN_TIMEOUT):
-    """Run callables in threads started together; return [(result, exception)] in order."""
-    barrier = threading.Barrier(len(targets))
-    outcomes = [None] * len(targets)
-
-    def runner(i, target):
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SET statement_timeout = '20s'")
-            barrier.wait()
-            outcomes[i] = (target(), None)
-        except BaseException as exc:  # reported to the test
-            outcomes[i] = (None, exc)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=runner, args=(i, t), daemon=True) for i, t in enumerate(targets)
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [i for i, thread in enumerate(threads) if thread.is_alive()]
-    assert not stuck, f"threads {stuck} did not finish within {timeout}s"
-    return outcomes
 
 
 def waiting_on_locks() -> int:

@@ -18,6 +18,7 @@ from credits import selectors, services
 from credits.exceptions import AlreadyRefunded, InsufficientCredits
 from credits.models import CreditLot, CreditPackage, EntryKind, LedgerEntry, LotSource, Wallet
 from tests.factories import UserFactory
+from tests.threads import run_threads
 
 JOIN_TIMEOUT = 30  # seconds; a deadlock or lost wake-up shows up as a thread still alive
 
@@ -30,35 +31,6 @@ def signup_package(transactional_db):
     CreditPackage.objects.get_or_create(
         slug="free", defaults={"name": "Free", "credits": 5, "price_cents": 0}
     )
-
-
-def run_threads(targets, timeout=JOIN_TIMEOUT):
-    """Run callables in threads started together; return [(result, exception)] in order."""
-    barrier = threading.Barrier(len(targets))
-    outcomes = [None] * len(targets)
-
-    def runner(i, target):
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SET statement_timeout = '20s'")
-            barrier.wait()
-            outcomes[i] = (target(), None)
-        except BaseException as exc:  # reported to the test
-            outcomes[i] = (None, exc)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=runner, args=(i, t), daemon=True) for i, t in enumerate(targets)
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [i for i, thread in enumerate(threads) if thread.is_alive()]
-    assert not stuck, f"threads {stuck} did not finish within {timeout}s"
-    return outcomes
 
 
 def grant(user, amount, expires_at=None):
