@@ -5,19 +5,7 @@ from django.utils.html import format_html, format_html_join
 from books import money
 from books.audit import CHECKS
 from books.models import NORMAL_SIDE, Account, AuditRun, JournalLine, JournalTransaction, NormalSide
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The books are written by postings only: never added, edited or deleted by hand."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from core.admin_base import ReadOnlyAdmin
 
 
 @admin.register(Account)

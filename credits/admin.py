@@ -7,23 +7,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from books import money
+from core.admin_base import ReadOnlyAdmin
 from credits import services
 from credits.exceptions import InsufficientCredits
 from credits.forms import AdjustCreditsForm
 from credits.models import CreditLot, CreditPackage, LedgerEntry, LedgerEntryLot, Wallet
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger rows are never added, edited or deleted by hand, not even by superusers."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CreditPackage)

@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 
 from books import money
 from books.models import AccountCode, JournalLine
+from core.admin_base import ReadOnlyAdmin
 from core.admin_confirm import confirm_action
 from payments import services
 from payments.gateway import GatewayError
@@ -130,7 +131,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(StaffAction)
-class StaffActionAdmin(admin.ModelAdmin):
+class StaffActionAdmin(ReadOnlyAdmin):
     """What staff did to money, and why: written by the actions, never by hand."""
 
     list_display = ["created_at", "staff_user", "action", "payment", "subject", "ok", "outcome"]
@@ -138,12 +139,3 @@ class StaffActionAdmin(admin.ModelAdmin):
     search_fields = ["staff_user__email", "reason", "subject"]
     list_select_related = ["staff_user", "payment"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,0 +1,17 @@
+"""Shared admin building blocks."""
+
+from django.contrib import admin
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Money and ledger rows are written by their services only: never added, edited or
+    deleted by hand, not even by superusers (and no Save buttons)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
