@@ -136,6 +136,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=0, hour=0, day_of_month=1),
     },
     "reconcile-payments": {"task": "payments.reconcile", "schedule": crontab(minute="*/15")},
+    "stuck-generations": {
+        "task": "tracks.fail_stuck_generations",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
