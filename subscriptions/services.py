@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from credits import services as credit_services
 from credits.exceptions import AlreadyRefunded
-from credits.models import Cause, LedgerEntry
+from credits.models import Cause, EntryKind, LedgerEntry, LotSource
 from payments.gateway import get_gateway
 from subscriptions.models import (
     BENEFIT_STATUSES,
@@ -254,24 +254,35 @@ def charge_generation(*, user, idempotency_key: str) -> GenerationCharge:
 
 
 def give_back_generation(*, charge: GenerationCharge, memo: str = "") -> bool:
-    """Return a generation's cost, at most once; True if this call gave it back."""
+    """Return a generation's cost, at most once; True if this call gave it back.
+
+    An allowance use goes back to its month while that month is open. Once it has
+    closed (charged on the 31st, failed after midnight) the use could never be spent
+    again, so the user gets one free credit instead: a never-expiring lot that costs
+    nothing (so nothing is posted to the books), its entry saying why.
+    """
     if charge.kind == "allowance":
         with transaction.atomic():
             use = (
                 AllowanceUse.objects.select_for_update()
+                .select_related("period")
                 .filter(pk=charge.allowance_use_id, returned_at__isnull=True)
                 .first()
             )
             if use is None:
                 return False
-            use.returned_at = _now()
+            now = _now()
+            use.returned_at = now
             use.save(update_fields=["returned_at"])
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE subscriptions_allowanceperiod SET used = used - 1"
-                    " WHERE id = %s AND used > 0",
-                    [use.period_id],
-                )
+            if use.period.month == month_of(now):
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE subscriptions_allowanceperiod SET used = used - 1"
+                        " WHERE id = %s AND used > 0",
+                        [use.period_id],
+                    )
+            else:
+                _allowance_back_as_credit(use, memo=memo)
         return True
     entry = LedgerEntry.objects.get(pk=charge.ledger_entry_id)
     if LedgerEntry.objects.filter(reverses=entry).exists():
@@ -286,3 +297,22 @@ def give_back_generation(*, charge: GenerationCharge, memo: str = "") -> bool:
     except AlreadyRefunded:
         return False
     return True
+
+
+def _allowance_back_as_credit(use: AllowanceUse, *, memo: str) -> None:
+    """Give a use from a closed month back as one free, never-expiring credit."""
+    closed = f"{use.period.month:%B %Y}"
+    credit_services.grant(
+        user=use.period.user,
+        amount=1,
+        source=LotSource.REFUND,
+        idempotency_key=f"allowance-back:{use.idempotency_key}",
+        kind=EntryKind.REFUND,
+        cause=Cause.TASK,
+        cause_ref=use.idempotency_key,
+        reason="allowance_month_closed",
+        memo=(
+            f"{memo or 'Generation failed'}: its {closed} allowance has closed, "
+            "so you get 1 credit instead"
+        ),
+    )

@@ -1,5 +1,6 @@
 """Hardening (issue 12), the money side: test mode only when asked for, ..."""
 
+import datetime as dt
 import os
 import secrets
 import subprocess
@@ -107,3 +108,69 @@ def test_deploy_check_is_not_run_by_a_plain_check():
 
 
 pytestmark = [pytest.mark.filterwarnings("ignore")]
+
+
+# --- 3. An allowance use given back after its month closed is not lost ---------------
+
+
+def _at(monkeypatch, moment):
+    from subscriptions import selectors as sub_selectors
+    from subscriptions import services as sub_services
+
+    monkeypatch.setattr(sub_services, "_now", lambda: moment)
+    monkeypatch.setattr(sub_selectors, "_now", lambda: moment)
+
+
+@pytest.mark.django_db
+def test_allowance_given_back_after_its_month_closed_becomes_a_free_credit(user, monkeypatch):
+    from books.models import JournalTransaction
+    from credits.models import CreditLot, EntryKind, LedgerEntry
+    from credits.selectors import balance
+    from subscriptions.models import AllowancePeriod, Subscription
+    from tracks import services as track_services
+    from tracks.models import TrackStatus
+
+    Subscription.objects.create(
+        user=user, stripe_subscription_id="sub_x", status="active", terms_version="t"
+    )
+    _at(monkeypatch, dt.datetime(2027, 1, 31, 23, 59, tzinfo=dt.UTC))
+    track = track_services.request_generation(
+        creator=user, title="Late", prompt="p", genre="pop", mood="happy", duration_seconds=2
+    )
+    assert track.charge_kind == "allowance"
+    journal_before = JournalTransaction.objects.count()
+
+    _at(monkeypatch, dt.datetime(2027, 2, 1, 0, 1, tzinfo=dt.UTC))
+    track = track_services.fail_generation(track_id=track.pk, error="boom")
+    track_services.fail_generation(track_id=track.pk, error="again")  # once only
+
+    assert track.status == TrackStatus.FAILED and track.charge_returned_at
+    january = AllowancePeriod.objects.get(user=user, month=dt.date(2027, 1, 1))
+    assert january.used == 1  # a closed month is never reopened
+    assert not AllowancePeriod.objects.filter(user=user, month=dt.date(2027, 2, 1), used__gt=0)
+    assert balance(user) == 6  # the gift and one credit instead of the lost use
+    lot = CreditLot.objects.get(user=user, source="refund")
+    assert (lot.amount, lot.cost_cents, lot.expires_at) == (1, 0, None)
+    entry = LedgerEntry.objects.get(user=user, kind=EntryKind.REFUND)
+    assert "January 2027" in entry.memo and "credit" in entry.memo
+    assert JournalTransaction.objects.count() == journal_before  # free: nothing posted
+
+
+@pytest.mark.django_db
+def test_allowance_given_back_in_its_own_month_goes_back_to_the_month(user, monkeypatch):
+    from credits.models import LedgerEntry
+    from subscriptions.models import AllowancePeriod, Subscription
+    from tracks import services as track_services
+
+    Subscription.objects.create(
+        user=user, stripe_subscription_id="sub_y", status="active", terms_version="t"
+    )
+    _at(monkeypatch, dt.datetime(2027, 1, 31, 23, 0, tzinfo=dt.UTC))
+    track = track_services.request_generation(
+        creator=user, title="Early", prompt="p", genre="pop", mood="happy", duration_seconds=2
+    )
+    _at(monkeypatch, dt.datetime(2027, 1, 31, 23, 59, tzinfo=dt.UTC))
+    track_services.fail_generation(track_id=track.pk, error="boom")
+
+    assert AllowancePeriod.objects.get(user=user, month=dt.date(2027, 1, 1)).used == 0
+    assert LedgerEntry.objects.filter(user=user).count() == 1  # the gift only
