@@ -174,3 +174,49 @@ def test_allowance_given_back_in_its_own_month_goes_back_to_the_month(user, monk
 
     assert AllowancePeriod.objects.get(user=user, month=dt.date(2027, 1, 1)).used == 0
     assert LedgerEntry.objects.filter(user=user).count() == 1  # the gift only
+
+
+# --- 5. One payment's error never stops the reconciliation sweep ---------------------
+
+
+@pytest.mark.django_db
+def test_one_payments_error_does_not_stop_the_settle_sweep(user, settings, monkeypatch, caplog):
+    """Three payments paid at Stripe whose webhooks were lost; settling the middle one
+    breaks. The others still settle, and the error is logged with its payment."""
+    import logging
+
+    from django.utils import timezone
+
+    from credits.models import CreditPackage
+    from payments import services, testmode
+    from payments.models import Payment, PaymentStatus, TestModeIntent
+    from tests.factories import UserFactory
+
+    settings.CREDITS_REQUIRE_SUBSCRIPTION = False
+    settings.STRIPE_SECRET_KEY = ""
+    starter = CreditPackage.objects.get(slug="starter")
+    payments = []
+    for buyer in (user, UserFactory(), UserFactory()):
+        payment, intent = services.start_package_purchase(user=buyer, package=starter)
+        testmode.confirm(intent["id"], "4242424242424242")  # its event never arrives
+        moment = timezone.now() - dt.timedelta(minutes=15)
+        Payment.objects.filter(pk=payment.pk).update(created_at=moment)
+        TestModeIntent.objects.filter(pk=intent["id"]).update(created=moment)
+        payments.append(payment)
+    broken = payments[1]
+    real = services.complete_from_intent
+
+    def complete(intent, **kwargs):
+        if intent["id"] == broken.stripe_payment_intent_id:
+            raise RuntimeError("boom")
+        return real(intent, **kwargs)
+
+    monkeypatch.setattr(services, "complete_from_intent", complete)
+    with caplog.at_level(logging.ERROR, logger="payments.services"):
+        report = services.reconcile()
+
+    statuses = [Payment.objects.get(pk=p.pk).status for p in payments]
+    assert statuses == [PaymentStatus.SUCCEEDED, PaymentStatus.PENDING, PaymentStatus.SUCCEEDED]
+    assert f"payment {broken.pk}: error (RuntimeError: boom)" in report
+    [record] = [r for r in caplog.records if r.getMessage() == "reconciliation failed"]
+    assert record.payment_id == broken.pk and record.exc_info
