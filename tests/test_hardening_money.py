@@ -220,3 +220,160 @@ def test_one_payments_error_does_not_stop_the_settle_sweep(user, settings, monke
     assert f"payment {broken.pk}: error (RuntimeError: boom)" in report
     [record] = [r for r in caplog.records if r.getMessage() == "reconciliation failed"]
     assert record.payment_id == broken.pk and record.exc_info
+
+
+# --- 6. Package expiry 0, a stale admin form, the catalog after a delete -------------
+
+
+@pytest.mark.django_db
+def test_a_package_expiring_after_zero_days_is_refused():
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from credits.models import CreditPackage
+
+    package = CreditPackage(slug="zero", name="Zero", credits=1, price_cents=100)
+    package.expires_after_days = 0
+    with pytest.raises(ValidationError) as caught:
+        package.full_clean()
+    assert "expires_after_days" in caught.value.message_dict
+    with pytest.raises(IntegrityError), transaction.atomic():
+        package.save()
+    package.expires_after_days = None  # empty: never
+    package.full_clean()
+    package.save()
+
+
+@pytest.mark.django_db
+def test_the_admin_package_form_says_zero_days_is_not_allowed(admin_client):
+    from credits.models import CreditPackage
+
+    starter = CreditPackage.objects.get(slug="starter")
+    response = admin_client.post(
+        f"/admin/credits/creditpackage/{starter.pk}/change/",
+        {
+            "slug": "starter",
+            "name": "Starter",
+            "credits": 30,
+            "price_cents": 1999,
+            "expires_after_days": 0,
+            "is_purchasable": "on",
+            "sort_order": 1,
+        },
+    )
+    assert response.status_code == 200
+    assert "expires_after_days" in response.context["adminform"].form.errors
+    starter.refresh_from_db()
+    assert starter.expires_after_days == 30
+
+
+@pytest.mark.django_db
+def test_the_migration_keeps_what_zero_meant_for_existing_packages():
+    """Existing rows with 0 sold never-expiring credits: the migration makes them
+    empty ("never") before the constraint refuses 0. (The DDL is rolled back with the
+    test's transaction.)"""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from credits.models import CreditPackage
+
+    migration = importlib.import_module("credits.migrations.0006_package_expiry_days_positive")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE credits_package DROP CONSTRAINT credits_package_expiry_days_positive"
+        )
+    CreditPackage.objects.filter(slug="starter").update(expires_after_days=0)
+
+    migration.zero_days_means_never(apps, None)
+
+    assert CreditPackage.objects.get(slug="starter").expires_after_days is None
+    assert CreditPackage.objects.get(slug="pro").expires_after_days == 30
+
+
+def _adjust(client, user, amount, request_id):
+    from django.urls import reverse
+
+    return client.post(
+        reverse("admin:credits_wallet_adjust"),
+        {"user": user.pk, "amount": amount, "reason": "ticket 7", "request_id": request_id},
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("first", "again"), [(3, 3), (-2, -2), (3, -2), (-2, 3)])
+def test_an_old_adjust_form_resubmitted_for_another_user_changes_nothing(
+    admin_client, user, other_user, first, again
+):
+    import uuid
+
+    from credits.models import LedgerEntry
+    from credits.selectors import balance
+
+    request_id = str(uuid.uuid4())
+    assert _adjust(admin_client, user, first, request_id).status_code == 302
+    entries = LedgerEntry.objects.count()
+
+    response = _adjust(admin_client, other_user, again, request_id)
+
+    assert response.status_code == 200
+    assert "already used" in str(response.context["form"].non_field_errors())
+    assert LedgerEntry.objects.count() == entries
+    assert balance(other_user) == 5 and balance(user) == 5 + first
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("first", "again"), [(3, 4), (-2, -1), (3, -2), (-2, 3)])
+def test_an_old_adjust_form_resubmitted_with_another_amount_changes_nothing(
+    admin_client, user, first, again
+):
+    import uuid
+
+    from credits.models import LedgerEntry
+    from credits.selectors import balance
+
+    request_id = str(uuid.uuid4())
+    assert _adjust(admin_client, user, first, request_id).status_code == 302
+    entries = LedgerEntry.objects.count()
+
+    response = _adjust(admin_client, user, again, request_id)
+
+    assert response.status_code == 200
+    assert "already used" in str(response.context["form"].non_field_errors())
+    assert LedgerEntry.objects.count() == entries
+    assert balance(user) == 5 + first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_artist_page_is_invalidated_only_after_the_delete_commits(monkeypatch, tmp_path):
+    """A render between the version bump and the commit would cache the deleted track
+    under the new version: the bump must come after the commit."""
+    from django.conf import settings as django_settings
+    from django.db import connection
+
+    from tests.factories import UserFactory
+    from tracks import catalog
+    from tracks import services as track_services
+    from tracks.models import Track
+    from tracks.tasks import generate_track
+
+    monkeypatch.setattr(django_settings, "MEDIA_ROOT", tmp_path)
+    artist = UserFactory()
+    track = track_services.request_generation(
+        creator=artist, title="Gone", prompt="p", genre="pop", mood="happy", duration_seconds=2
+    )
+    generate_track.apply(args=[track.pk])
+    track.refresh_from_db()
+    seen = []
+    real_set_many = catalog.cache.set_many
+
+    def bump(mapping, timeout=None):
+        seen.append((connection.in_atomic_block, Track.objects.filter(pk=track.pk).exists()))
+        return real_set_many(mapping, timeout)
+
+    monkeypatch.setattr(catalog.cache, "set_many", bump)
+    track_services.delete_track(track=track)
+
+    assert seen == [(False, False)]
+    assert not Track.objects.filter(pk=track.pk).exists()
