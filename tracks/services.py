@@ -280,20 +280,22 @@ def fail_stuck_generations(*, now: dt.datetime | None = None) -> int:
 def publish(*, track: Track, published: bool) -> Track:
     if published and track.status != TrackStatus.READY:
         raise InvalidTransition("Only a ready track can be published.")
-    track.is_published = published
-    track.published_at = _now() if published else None
-    track.save(update_fields=["is_published", "published_at"])
-    catalog.changed(track.creator.slug)
+    with transaction.atomic():
+        track.is_published = published
+        track.published_at = _now() if published else None
+        track.save(update_fields=["is_published", "published_at"])
+        catalog.changed(track.creator.slug)  # after the commit
     return track
 
 
 def set_price(*, track: Track, price_credits: int, for_sale: bool) -> Track:
     if price_credits < 1:
         raise ValueError("The price is a whole number of credits, at least 1.")
-    track.price_credits = price_credits
-    track.for_sale = for_sale
-    track.save(update_fields=["price_credits", "for_sale"])
-    catalog.changed(track.creator.slug)
+    with transaction.atomic():
+        track.price_credits = price_credits
+        track.for_sale = for_sale
+        track.save(update_fields=["price_credits", "for_sale"])
+        catalog.changed(track.creator.slug)  # after the commit
     return track
 
 
@@ -315,7 +317,10 @@ def delete_track(*, track: Track) -> None:
     if track.status in (TrackStatus.QUEUED, TrackStatus.GENERATING):
         raise InvalidTransition("Wait until the track has finished generating.")
     files = [f for f in (track.audio, track.preview, track.waveform) if f]
-    catalog.changed(track.creator.slug)
-    track.delete()
+    with transaction.atomic():
+        track.delete()
+        # The version bump runs after the commit: a page rendered before it would be
+        # cached under the new version with the deleted track still listed.
+        catalog.changed(track.creator.slug)
     for file in files:
         file.storage.delete(file.name)
