@@ -1,4 +1,6 @@
-"""Hardening (issue 12), the money side: test mode only when asked for, ..."""
+"""Hardening (issue 12), the money side: test mode only when asked for by name, an
+allowance given back after its month closed, the reconciliation sweep, package
+expiry, the admin's adjust form and the artist page cache after a delete."""
 
 import datetime as dt
 import os
@@ -105,9 +107,6 @@ def test_deploy_check_is_not_run_by_a_plain_check():
         _run(["manage.py", "check"], DJANGO_SETTINGS_MODULE="soundstudio.settings.test").returncode
         == 0
     )
-
-
-pytestmark = [pytest.mark.filterwarnings("ignore")]
 
 
 # --- 3. An allowance use given back after its month closed is not lost ---------------
