@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from accounts import services
 from accounts.models import User
 from books.selectors import artist_payable
 from credits.selectors import explain_balance
@@ -11,8 +13,26 @@ from purchases.selectors import fan_purchases, sales
 from subscriptions.selectors import allowance_remaining, current_subscription
 
 
+class AccountCreationForm(AdminUserCreationForm):
+    """The admin's add form; saving goes through accounts.services.create_account."""
+
+    class Meta:
+        model = User
+        fields = ["email", "display_name", "slug"]
+        field_classes = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["slug"].required = False
+        self.fields["slug"].help_text = "Leave empty to derive it from the display name."
+
+    def clean_email(self) -> str:
+        return User.objects.normalize_email(self.cleaned_data["email"])
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    add_form = AccountCreationForm
     ordering = ["email"]
     list_display = ["email", "display_name", "slug", "is_staff", "date_joined"]
     search_fields = ["email", "display_name", "slug"]
@@ -33,6 +53,11 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     ]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        services.create_account(obj)  # a slug when left empty, and the Free gift
 
     @admin.display(description="Credits, lots, entries and payments")
     def money(self, obj):

@@ -17,10 +17,11 @@ class UserManager(BaseUserManager):
     def _create_user(self, email: str, password: str | None, **extra_fields):
         if not email:
             raise ValueError("An e-mail address is required.")
+        from accounts.services import create_account  # the services import this model
+
         user = self.model(email=self.normalize_email(email), **extra_fields)
         user.set_password(password)
-        user.save(using=self._db)
-        return user
+        return create_account(user, using=self._db)
 
     def create_user(self, email: str, password: str | None = None, **extra_fields):
         extra_fields.setdefault("is_staff", False)
@@ -31,10 +32,6 @@ class UserManager(BaseUserManager):
         extra_fields.setdefault("is_staff", True)
         extra_fields.setdefault("is_superuser", True)
         extra_fields.setdefault("display_name", "Admin")
-        if not extra_fields.get("slug"):
-            from accounts.services import unique_slug
-
-            extra_fields["slug"] = unique_slug(extra_fields["display_name"])
         return self._create_user(email, password, **extra_fields)
 
 

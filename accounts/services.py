@@ -19,33 +19,47 @@ def unique_slug(display_name: str) -> str:
 
 
 def register_user(*, email: str, password: str, display_name: str) -> User:
-    """Create an account with a unique artist slug.
+    """The sign-up form's account: see create_account for what every account gets."""
+    return User.objects.create_user(email=email, password=password, display_name=display_name)
 
-    The slug is picked optimistically; when a concurrent sign-up takes the same
-    one, the unique constraint refuses it and the next free slug is tried.
+
+def create_account(user: User, *, using: str | None = None) -> User:
+    """Save a new account (an unsaved User, its password set) with what every new
+    account receives, in one transaction: a unique artist slug derived from its name
+    when it has none, and the Free gift, once (key signup:<id>).
+
+    Every way an account is made ends here: the manager's create_user and
+    create_superuser (sign-up, `createsuperuser`) and the admin's add form. A name
+    left empty is the e-mail's local part. The slug is picked optimistically; when a
+    concurrent sign-up takes the same one, the unique constraint refuses it and the
+    next free slug is tried.
     """
+    user.display_name = (user.display_name or "").strip() or user.email.split("@")[0]
+    derive = not user.slug
     for _attempt in range(5):
+        if derive:
+            user.slug = unique_slug(user.display_name)
         try:
-            with transaction.atomic():
-                user = User.objects.create_user(
-                    email=email,
-                    password=password,
-                    display_name=display_name.strip(),
-                    slug=unique_slug(display_name),
-                )
+            with transaction.atomic(using=using):
+                user.save(using=using)
                 _on_user_created(user)
                 return user
         except IntegrityError as exc:
-            if "slug" not in str(exc):
+            if not (derive and _is_slug_taken(exc)):
                 raise
     raise IntegrityError("Could not find a free artist slug.")
 
 
-def _on_user_created(user: User) -> None:
-    """What every new account receives, in the sign-up transaction."""
-    from credits.services import grant_signup_gift  # credits depends on accounts, not back
+def _is_slug_taken(exc: IntegrityError) -> bool:
+    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
+    return "slug" in constraint and constraint != "accounts_user_slug_format"
 
-    grant_signup_gift(user=user)
+
+def _on_user_created(user: User) -> None:
+    """What every new account receives, in its creation's transaction."""
+    from credits import services as credit_services  # credits depends on accounts, not back
+
+    credit_services.grant_signup_gift(user=user)
 
 
 def update_profile(*, user: User, display_name: str, slug: str) -> User:

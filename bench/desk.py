@@ -129,7 +129,7 @@ def _seed(count: int) -> None:
                     created_at=now,
                     expires_at=(
                         now + dt.timedelta(days=package.expires_after_days)
-                        if package.expires_after_days
+                        if package.expires_after_days is not None
                         else None
                     ),
                 )

@@ -9,7 +9,7 @@ from django.utils.html import format_html_join
 from books import money
 from core.admin_base import ReadOnlyAdmin
 from credits import services
-from credits.exceptions import InsufficientCredits
+from credits.exceptions import IdempotencyConflict, InsufficientCredits
 from credits.forms import AdjustCreditsForm
 from credits.models import CreditLot, CreditPackage, LedgerEntry, LedgerEntryLot, Wallet
 
@@ -153,6 +153,12 @@ class WalletAdmin(ReadOnlyAdmin):
                 )
             except InsufficientCredits as exc:
                 form.add_error("amount", f"Cannot take that many: {exc}")
+            except IdempotencyConflict:
+                form.add_error(
+                    None,
+                    "This form was already used for a different adjustment (another user "
+                    "or amount). Nothing was changed: open the form again to make a new one.",
+                )
             else:
                 messages.success(
                     request,

@@ -13,3 +13,8 @@ class InsufficientCredits(CreditsError):
 
 class AlreadyRefunded(CreditsError):
     """The spend was already given back."""
+
+
+class IdempotencyConflict(CreditsError, ValueError):
+    """The idempotency key was already used for a different change (another user,
+    kind or amount); nothing was changed."""

@@ -59,7 +59,7 @@ class PackageFulfilment:
         now = _now()
         expires_at = (
             now + dt.timedelta(days=package.expires_after_days)
-            if package.expires_after_days
+            if package.expires_after_days is not None
             else None
         )
         paid = payment.amount_cents  # checked against Stripe's amount received

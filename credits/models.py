@@ -8,6 +8,7 @@
 """
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -19,8 +20,13 @@ class CreditPackage(models.Model):
     name = models.CharField(max_length=60)
     credits = models.PositiveIntegerField()
     price_cents = models.PositiveIntegerField(help_text="Card price in US cents.")
+    # Empty means never; 0 is refused (it would read as "expires at once" and used to
+    # act as "never"): there is one way to say never.
     expires_after_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Days after purchase; empty means never."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days after purchase, at least 1; empty means never.",
     )
     is_purchasable = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
@@ -31,6 +37,10 @@ class CreditPackage(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(credits__gt=0), name="credits_package_credits_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_after_days__isnull=True) | Q(expires_after_days__gte=1),
+                name="credits_package_expiry_days_positive",
             ),
         ]
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 from books import money
 from books import services as books
 from books.models import AccountCode, JournalCause
-from credits.exceptions import AlreadyRefunded, InsufficientCredits
+from credits.exceptions import AlreadyRefunded, IdempotencyConflict, InsufficientCredits
 from credits.models import (
     Cause,
     CreditLot,
@@ -136,7 +136,7 @@ def _write_off_due(wallet: Wallet, now: dt.datetime) -> None:
 def _same_cause(entry: LedgerEntry, *, user_id: int, kinds: tuple[str, ...]) -> LedgerEntry:
     """An earlier entry with our key must be the same change, not a key collision."""
     if entry.user_id != user_id or entry.kind not in kinds:
-        raise ValueError(
+        raise IdempotencyConflict(
             f"Idempotency key {entry.idempotency_key!r} was already used for another change."
         )
     return _with_costs(entry)
@@ -293,7 +293,9 @@ def grant(
         existing = CreditLot.objects.filter(grant_key=idempotency_key).first()
         if existing is not None:
             if existing.user_id != user.pk:
-                raise ValueError(f"Idempotency key {idempotency_key!r} belongs to another user.")
+                raise IdempotencyConflict(
+                    f"Idempotency key {idempotency_key!r} belongs to another user."
+                )
             return existing
         _write_off_due(wallet, now)
         lot = CreditLot.objects.create(
@@ -644,21 +646,28 @@ def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) 
         "staff_user": staff_user,
         "reason": reason.strip(),
     }
-    if amount > 0:
-        lot = grant(
-            user=user,
-            amount=amount,
-            source=LotSource.ADMIN,
-            idempotency_key=idempotency_key,
-            **fields,
-        )
-        return _with_costs(LedgerEntry.objects.get(idempotency_key=lot.grant_key))
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
         now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
-            return _same_cause(existing, user_id=user.pk, kinds=(EntryKind.ADJUST,))
+            # A repeated submit is the same adjustment; an old form sent again for
+            # another user or amount is refused, changing nothing.
+            entry = _same_cause(existing, user_id=user.pk, kinds=(EntryKind.ADJUST,))
+            if entry.amount != amount:
+                raise IdempotencyConflict(
+                    f"Idempotency key {idempotency_key!r} was already used for another change."
+                )
+            return entry
+        if amount > 0:
+            lot = grant(
+                user=user,
+                amount=amount,
+                source=LotSource.ADMIN,
+                idempotency_key=idempotency_key,
+                **fields,
+            )
+            return _with_costs(LedgerEntry.objects.get(idempotency_key=lot.grant_key))
         entry = _burn(wallet, -amount, now=now, idempotency_key=idempotency_key, **fields)
         _post_release(
             entry,

@@ -59,6 +59,8 @@ class Gateway(Protocol):
         self, subscription_id: str, *, cancel: bool, idempotency_key: str
     ) -> dict: ...
 
+    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict: ...
+
     def portal_url(self, *, customer_id: str, return_url: str) -> str | None: ...
 
 
@@ -201,6 +203,13 @@ class StripeGateway:
             options={"idempotency_key": idempotency_key},
         )
 
+    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict:
+        return self._call(
+            self.client.v1.subscriptions.cancel,
+            subscription_id,
+            options={"idempotency_key": idempotency_key},
+        )
+
     def portal_url(self, *, customer_id: str, return_url: str) -> str | None:
         session = self._call(
             self.client.v1.billing_portal.sessions.create,
@@ -306,6 +315,11 @@ class TestGateway:
         from payments import testmode
 
         return testmode.set_cancel_at_period_end(subscription_id, cancel=cancel)
+
+    def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> dict:
+        from payments import testmode
+
+        return testmode.cancel_subscription(subscription_id)
 
     def portal_url(self, *, customer_id: str, return_url: str) -> str | None:
         return None  # test mode has no customer portal; the account page does it all

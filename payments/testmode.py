@@ -384,3 +384,21 @@ def set_cancel_at_period_end(subscription_id: str, *, cancel: bool) -> dict:
             sub.save(update_fields=["cancel_at_period_end"])
             emit("customer.subscription.updated", subscription_object(sub))
     return subscription_object(sub)
+
+
+def cancel_subscription(subscription_id: str) -> dict:
+    """Cancel a test subscription at once (Stripe's DELETE /v1/subscriptions/:id)."""
+    from django.utils import timezone
+
+    from payments.models import TestModeSubscription
+
+    with transaction.atomic():
+        sub = TestModeSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+        if sub is None:
+            raise GatewayError(f"No such subscription: {subscription_id}")
+        if sub.status != "canceled":
+            sub.status = "canceled"
+            sub.canceled_at = timezone.now()
+            sub.save(update_fields=["status", "canceled_at"])
+            emit("customer.subscription.deleted", subscription_object(sub))
+    return subscription_object(sub)

@@ -28,6 +28,8 @@ LIVE_STATUSES = (
     SubscriptionStatus.PAUSED,
 )
 
+ONE_LIVE_CONSTRAINT = "subscriptions_one_live_per_user"
+
 
 class Subscription(models.Model):
     user = models.ForeignKey(
@@ -50,6 +52,14 @@ class Subscription(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "status"], name="subscriptions_by_user")]
+        constraints = [
+            # At most one live subscription per user: a second would bill them twice.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(status__in=LIVE_STATUSES),
+                name=ONE_LIVE_CONSTRAINT,
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.plan} for {self.user} ({self.status})"

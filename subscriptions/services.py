@@ -17,10 +17,13 @@ from django.utils import timezone
 
 from credits import services as credit_services
 from credits.exceptions import AlreadyRefunded
-from credits.models import Cause, LedgerEntry
+from credits.models import Cause, EntryKind, LedgerEntry, LotSource
 from payments.gateway import get_gateway
+from subscriptions.exceptions import AlreadySubscribed
 from subscriptions.models import (
     BENEFIT_STATUSES,
+    LIVE_STATUSES,
+    ONE_LIVE_CONSTRAINT,
     AllowanceUse,
     Subscription,
     SubscriptionStatus,
@@ -85,16 +88,18 @@ def apply_stripe_subscription(obj: dict, *, version: int, cause_ref: str = "") -
                 raise ValueError(f"Subscription {obj['id']} carries no user_id metadata")
             try:
                 with transaction.atomic():
-                    Subscription.objects.create(
-                        user_id=int(user_id),
-                        stripe_subscription_id=obj["id"],
-                        stripe_customer_id=obj.get("customer") or "",
-                        status=obj["status"],
-                        terms_version=settings.ESSENTIAL_TERMS_VERSION,
-                        stripe_version=0,
-                    )
-            except IntegrityError:
-                pass  # a concurrent delivery created it; lock theirs
+                    _create(obj, user_id=int(user_id))
+            except IntegrityError as exc:
+                # Either a concurrent delivery created this one (lock theirs), or the
+                # user already has another live subscription: this one would bill twice.
+                known = Subscription.objects.filter(stripe_subscription_id=obj["id"]).exists()
+                if not known and ONE_LIVE_CONSTRAINT in str(exc):
+                    obj = _cancel_second_subscription(obj, user_id=int(user_id))
+                    try:
+                        with transaction.atomic():
+                            _create(obj, user_id=int(user_id))
+                    except IntegrityError:
+                        pass  # a concurrent delivery stored it canceled; lock theirs
             subscription = Subscription.objects.select_for_update().get(
                 stripe_subscription_id=obj["id"]
             )
@@ -105,6 +110,36 @@ def apply_stripe_subscription(obj: dict, *, version: int, cause_ref: str = "") -
             obj = get_gateway().retrieve_subscription(obj["id"])
         _store(subscription, obj, version=version)
     return subscription
+
+
+def _create(obj: dict, *, user_id: int) -> Subscription:
+    """Insert a subscription we have not seen; the constraints refuse a duplicate id or
+    a second live subscription of the user."""
+    return Subscription.objects.create(
+        user_id=user_id,
+        stripe_subscription_id=obj["id"],
+        stripe_customer_id=obj.get("customer") or "",
+        status=obj["status"],
+        terms_version=settings.ESSENTIAL_TERMS_VERSION,
+        stripe_version=0,
+    )
+
+
+def _cancel_second_subscription(obj: dict, *, user_id: int) -> dict:
+    """Cancel at Stripe, at once, a subscription made while the user had a live one
+    (two checkouts completed side by side); return its canceled state to store."""
+    logger.error(
+        "second live subscription canceled",
+        extra={"subscription": obj["id"], "user_id": user_id},
+    )
+    if obj.get("status") in _ENDED:
+        return obj
+    return get_gateway().cancel_subscription(
+        obj["id"], idempotency_key=f"subscription:{obj['id']}:cancel-duplicate"
+    )
+
+
+_ENDED = {S.CANCELED, S.INCOMPLETE_EXPIRED}
 
 
 def _store(subscription: Subscription, obj: dict, *, version: int) -> None:
@@ -151,7 +186,16 @@ def sync_from_stripe(subscription_id: str, *, version: int) -> Subscription:
 
 
 def start_checkout(*, user, success_url: str, cancel_url: str) -> dict:
-    """Start a Checkout Session in subscription mode; return it (with its `url`)."""
+    """Start a Checkout Session in subscription mode; return it (with its `url`).
+
+    Raises AlreadySubscribed while the user has a live subscription (any status but
+    canceled and incomplete_expired: a past_due one is still billed). PostgreSQL
+    holds the same rule (one live subscription per user) for subscriptions Stripe
+    makes anyway.
+    """
+    live = Subscription.objects.filter(user=user, status__in=LIVE_STATUSES).first()
+    if live is not None:
+        raise AlreadySubscribed(live)
     return get_gateway().create_subscription_checkout(
         user_id=user.pk,
         email=user.email,
@@ -254,24 +298,35 @@ def charge_generation(*, user, idempotency_key: str) -> GenerationCharge:
 
 
 def give_back_generation(*, charge: GenerationCharge, memo: str = "") -> bool:
-    """Return a generation's cost, at most once; True if this call gave it back."""
+    """Return a generation's cost, at most once; True if this call gave it back.
+
+    An allowance use goes back to its month while that month is open. Once it has
+    closed (charged on the 31st, failed after midnight) the use could never be spent
+    again, so the user gets one free credit instead: a never-expiring lot that costs
+    nothing (so nothing is posted to the books), its entry saying why.
+    """
     if charge.kind == "allowance":
         with transaction.atomic():
             use = (
                 AllowanceUse.objects.select_for_update()
+                .select_related("period")
                 .filter(pk=charge.allowance_use_id, returned_at__isnull=True)
                 .first()
             )
             if use is None:
                 return False
-            use.returned_at = _now()
+            now = _now()
+            use.returned_at = now
             use.save(update_fields=["returned_at"])
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE subscriptions_allowanceperiod SET used = used - 1"
-                    " WHERE id = %s AND used > 0",
-                    [use.period_id],
-                )
+            if use.period.month == month_of(now):
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE subscriptions_allowanceperiod SET used = used - 1"
+                        " WHERE id = %s AND used > 0",
+                        [use.period_id],
+                    )
+            else:
+                _allowance_back_as_credit(use, memo=memo)
         return True
     entry = LedgerEntry.objects.get(pk=charge.ledger_entry_id)
     if LedgerEntry.objects.filter(reverses=entry).exists():
@@ -286,3 +341,22 @@ def give_back_generation(*, charge: GenerationCharge, memo: str = "") -> bool:
     except AlreadyRefunded:
         return False
     return True
+
+
+def _allowance_back_as_credit(use: AllowanceUse, *, memo: str) -> None:
+    """Give a use from a closed month back as one free, never-expiring credit."""
+    closed = f"{use.period.month:%B %Y}"
+    credit_services.grant(
+        user=use.period.user,
+        amount=1,
+        source=LotSource.REFUND,
+        idempotency_key=f"allowance-back:{use.idempotency_key}",
+        kind=EntryKind.REFUND,
+        cause=Cause.TASK,
+        cause_ref=use.idempotency_key,
+        reason="allowance_month_closed",
+        memo=(
+            f"{memo or 'Generation failed'}: its {closed} allowance has closed, "
+            "so you get 1 credit instead"
+        ),
+    )

@@ -9,6 +9,7 @@ from payments import testmode
 from payments.gateway import GatewayError, get_gateway
 from payments.models import TestModeCheckout
 from subscriptions import selectors, services
+from subscriptions.exceptions import AlreadySubscribed
 
 
 @require_http_methods(["GET", "POST"])
@@ -19,9 +20,6 @@ def subscribe(request):
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{reverse('login')}?next={reverse('subscribe')}")
-        if subscription and subscription.gives_benefits:
-            messages.info(request, "You already have Essential.")
-            return redirect("account_subscription")
         try:
             session = services.start_checkout(
                 user=request.user,
@@ -29,11 +27,23 @@ def subscribe(request):
                 + "?welcome=1",
                 cancel_url=request.build_absolute_uri(reverse("subscribe")),
             )
+        except AlreadySubscribed as exc:
+            messages.info(request, _already_subscribed_message(exc.subscription))
+            return redirect("account_subscription")
         except GatewayError:
             messages.error(request, "We could not reach the payment provider. Please try again.")
             return redirect("subscribe")
         return redirect(session["url"])
     return render(request, "subscriptions/subscribe.html", {"subscription": subscription})
+
+
+def _already_subscribed_message(subscription) -> str:
+    if subscription.gives_benefits:
+        return "You already have Essential."
+    return (
+        f"Your Essential subscription is {subscription.get_status_display().lower()}: "
+        "update your payment details instead of subscribing again, so you are not billed twice."
+    )
 
 
 @login_required

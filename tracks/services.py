@@ -21,6 +21,13 @@ from tracks.models import Track, TrackStatus
 
 logger = logging.getLogger(__name__)
 
+# Deliveries of one generation (first try, retries and redeliveries after a worker
+# died mid-render) before the track fails and its cost is given back.
+MAX_ATTEMPTS = 3
+# A track queued or generating for longer than this has lost its task: the periodic
+# job fails it and gives its cost back (DESIGN.md section 3).
+STUCK_AFTER = dt.timedelta(minutes=30)
+
 # The allowed moves of a track's status. "generating" may repeat: a worker that died
 # mid-way leaves the task to be delivered again.
 TRANSITIONS: dict[str, set[str]] = {
@@ -98,17 +105,35 @@ def request_generation(
         def enqueue():
             from tracks.tasks import generate_track
 
-            generate_track.delay(track.pk)
+            try:
+                generate_track.delay(track.pk)
+            except Exception:
+                # The broker is unreachable: the task will never run, so fail the track
+                # now (the cost goes back) instead of leaving it queued.
+                logger.exception("could not queue a generation", extra={"track_id": track.pk})
+                failed = fail_generation(
+                    track_id=track.pk,
+                    error="We could not start the generation. It was given back; please try again.",
+                )
+                track.status, track.error = failed.status, failed.error
+                track.charge_returned_at = failed.charge_returned_at
 
         transaction.on_commit(enqueue)
     return track
 
 
 def start_generation(*, track_id: int) -> Track | None:
-    """Mark a track as generating; None when there is nothing (left) to do."""
+    """Mark a track as generating; None when there is nothing (left) to do.
+
+    A track already tried MAX_ATTEMPTS times (a render that keeps killing its worker
+    is redelivered) is failed instead, and its cost given back.
+    """
     with transaction.atomic():
         track = Track.objects.select_for_update().filter(pk=track_id).first()
         if track is None or TrackStatus.GENERATING not in TRANSITIONS[track.status]:
+            return None
+        if track.attempts >= MAX_ATTEMPTS:
+            fail_generation(track_id=track_id, error=GENERATOR_FAILED)
             return None
         track.attempts += 1
         track.progress = 0
@@ -189,8 +214,18 @@ def finish_generation(*, track_id: int, result: GeneratedTrack) -> Track:
     return track
 
 
+GENERATOR_FAILED = "The generator failed. Your generation was given back."
+STUCK = "The generation did not finish in time. It was given back; please try again."
+
+
 def fail_generation(*, track_id: int, error: str) -> Track:
-    """Mark the track failed and give its cost back, exactly once."""
+    """Mark the track failed and give its cost back, exactly once.
+
+    The one failure path of a generation: the engine refusing or failing, storing
+    the files, queueing the task, the attempt cap and the stuck-generations job all
+    end here. The row lock and `charge_returned_at` make it safe to call any number
+    of times, concurrently.
+    """
     with transaction.atomic():
         track = Track.objects.select_for_update().get(pk=track_id)
         if track.status in (TrackStatus.QUEUED, TrackStatus.GENERATING):
@@ -205,26 +240,62 @@ def fail_generation(*, track_id: int, error: str) -> Track:
     return track
 
 
+def fail_stuck_generations(*, now: dt.datetime | None = None) -> int:
+    """Fail the tracks queued or generating for over 30 minutes; give their cost back.
+
+    Idempotent and safe to run concurrently (fail_generation locks each track and
+    gives back once). One track's error is logged and the sweep goes on. Returns how
+    many tracks this run failed.
+    """
+    cutoff = (now or _now()) - STUCK_AFTER
+    stuck = list(
+        Track.objects.filter(
+            status__in=(TrackStatus.QUEUED, TrackStatus.GENERATING), created_at__lte=cutoff
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    failed = 0
+    for track_id in stuck:
+        try:
+            with transaction.atomic():
+                # Skip a track another sweep holds; it is being failed there.
+                track = (
+                    Track.objects.select_for_update(skip_locked=True)
+                    .filter(pk=track_id, status__in=(TrackStatus.QUEUED, TrackStatus.GENERATING))
+                    .first()
+                )
+                if track is None:
+                    continue
+                fail_generation(track_id=track_id, error=STUCK)
+            failed += 1
+        except Exception:
+            logger.exception("could not fail a stuck generation", extra={"track_id": track_id})
+    return failed
+
+
 # --- The creator's studio ------------------------------------------------------------
 
 
 def publish(*, track: Track, published: bool) -> Track:
     if published and track.status != TrackStatus.READY:
         raise InvalidTransition("Only a ready track can be published.")
-    track.is_published = published
-    track.published_at = _now() if published else None
-    track.save(update_fields=["is_published", "published_at"])
-    catalog.changed(track.creator.slug)
+    with transaction.atomic():
+        track.is_published = published
+        track.published_at = _now() if published else None
+        track.save(update_fields=["is_published", "published_at"])
+        catalog.changed(track.creator.slug)  # after the commit
     return track
 
 
 def set_price(*, track: Track, price_credits: int, for_sale: bool) -> Track:
     if price_credits < 1:
         raise ValueError("The price is a whole number of credits, at least 1.")
-    track.price_credits = price_credits
-    track.for_sale = for_sale
-    track.save(update_fields=["price_credits", "for_sale"])
-    catalog.changed(track.creator.slug)
+    with transaction.atomic():
+        track.price_credits = price_credits
+        track.for_sale = for_sale
+        track.save(update_fields=["price_credits", "for_sale"])
+        catalog.changed(track.creator.slug)  # after the commit
     return track
 
 
@@ -246,7 +317,10 @@ def delete_track(*, track: Track) -> None:
     if track.status in (TrackStatus.QUEUED, TrackStatus.GENERATING):
         raise InvalidTransition("Wait until the track has finished generating.")
     files = [f for f in (track.audio, track.preview, track.waveform) if f]
-    catalog.changed(track.creator.slug)
-    track.delete()
+    with transaction.atomic():
+        track.delete()
+        # The version bump runs after the commit: a page rendered before it would be
+        # cached under the new version with the deleted track still listed.
+        catalog.changed(track.creator.slug)
     for file in files:
         file.storage.delete(file.name)

@@ -140,6 +140,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=0, hour=0, day_of_month=1),
     },
     "reconcile-payments": {"task": "payments.reconcile", "schedule": crontab(minute="*/15")},
+    "stuck-generations": {
+        "task": "tracks.fail_stuck_generations",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
@@ -149,6 +153,10 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TEST_MODE = not STRIPE_SECRET_KEY
+# Test mode must be asked for by name where money is real: production settings and the
+# deploy check (core.checks) refuse it otherwise, so a forgotten key never means free
+# credits.
+STRIPE_TEST_MODE_REQUESTED = env.bool("STRIPE_TEST_MODE", default=False)
 
 # SoundStudio's share of every fan purchase, in percent (rounded half up to the cent).
 PLATFORM_FEE_PERCENT = env.int("PLATFORM_FEE_PERCENT", default=15)

@@ -1,9 +1,19 @@
 """Production: every secret from the environment, no defaults; HTTPS everywhere."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env
+from .base import STRIPE_TEST_MODE, STRIPE_TEST_MODE_REQUESTED, env
 
 DEBUG = False
+
+if STRIPE_TEST_MODE and not STRIPE_TEST_MODE_REQUESTED:
+    # No Stripe key would run the built-in test gateway: free credits and free
+    # Essential for anyone. Refuse, unless test mode is wanted and said so.
+    raise ImproperlyConfigured(
+        "STRIPE_SECRET_KEY is not set. Set it, or set STRIPE_TEST_MODE=true to run "
+        "the built-in test gateway (no real payments) on purpose."
+    )
 SECRET_KEY = env("SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
