@@ -225,6 +225,10 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount:+d} ({self.idempotency_key})"
 
+    @property
+    def balance_before(self) -> int:
+        return self.balance_after - self.amount
+
 
 class LedgerEntryLot(models.Model):
     """How much of an entry's amount fell on one lot (append-only, like entries)."""
