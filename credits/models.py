@@ -220,6 +220,12 @@ class LedgerEntry(models.Model):
                 name="credits_entry_by_staff",
                 condition=Q(staff_user__isnull=False),
             ),
+            # The hourly "credits expired" notices look up recent expiries only.
+            models.Index(
+                fields=["created_at"],
+                name="credits_entry_expiries",
+                condition=Q(kind="expire"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,7 @@
 """Production: every secret from the environment, no defaults; HTTPS everywhere."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import email_settings, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")  # no default: refuse to start without one
@@ -17,4 +17,5 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# E-mail through EMAIL_URL's server (an SMTP relay by default, never the console).
+globals().update(email_settings("smtp://localhost:25"))
