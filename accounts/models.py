@@ -57,6 +57,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     email_notices = models.BooleanField(
         "e-mail me notices",
         default=True,
+        db_default=True,  # rows inserted in bulk by SQL (the benches) are subscribed too
         help_text="Credits about to expire or expired, and changes to your Essential plan.",
     )
 
