@@ -289,6 +289,7 @@ def test_header_warns_when_credits_expire_within_3_days_in_one_query(
 ):
     client.force_login(user)
     assert "expire soon" not in client.get("/collection/").content.decode()
+    assert "expire within 3 days" not in client.get("/collection/").content.decode()
     credit_services.grant(
         user=user,
         amount=7,
@@ -299,10 +300,26 @@ def test_header_warns_when_credits_expire_within_3_days_in_one_query(
 
     page = client.get("/collection/").content.decode()
 
-    assert "&#9888; 7 credits expire soon</a>" in page
+    assert "&#9888; 7 expire soon</a>" in page
+    assert "7 of your credits expire within 3 days" in page
     assert "12 credits</a>" in page
     request = RequestFactory().get("/")
     request.user = user
     context = header_balance(request)
     with django_assert_num_queries(1):
         assert (context["header_balance"](), context["header_expiring"]()) == (12, 7)
+
+
+@pytest.mark.parametrize(
+    ("left", "words"),
+    [
+        (dt.timedelta(days=2, hours=23), "in 2 days"),
+        (dt.timedelta(days=1, minutes=5), "in 1 day"),
+        (dt.timedelta(hours=5, minutes=59), "in 5 hours"),
+        (dt.timedelta(minutes=20), "within the hour"),
+    ],
+)
+def test_expiry_is_said_in_whole_days_or_hours_left(left, words):
+    from credits.templatetags.credits import expires_in
+
+    assert expires_in(timezone.now() + left) == words

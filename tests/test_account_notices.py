@@ -41,7 +41,7 @@ def expiring_lot(user, *, amount=7, days=2, key=None):
         amount=amount,
         source="admin",
         idempotency_key=key or f"lot:{user.pk}:{amount}:{days}",
-        expires_at=timezone.now() + dt.timedelta(days=days),
+        expires_at=timezone.now() + dt.timedelta(days=days, hours=1),
     )
 
 
@@ -55,15 +55,20 @@ def unsubscribe(user):
 
 
 def test_a_package_purchase_claims_its_receipt_in_the_webhook_and_sends_it_after_commit(
-    client, user, mailoutbox, django_capture_on_commit_callbacks
+    client, user, mailoutbox, django_capture_on_commit_callbacks, monkeypatch
 ):
-    with django_capture_on_commit_callbacks() as queued:
+    queued = []
+    monkeypatch.setattr(tasks.send_notice, "delay", queued.append)
+    with django_capture_on_commit_callbacks() as callbacks:
         payment = pay_starter(client, user)
 
     notice = Notice.objects.get(kind=NoticeKind.PACKAGE_RECEIPT)
     assert (notice.user_id, notice.payment_id) == (user.pk, payment.pk)
-    assert mailoutbox == []  # queued, never sent from the request
-    assert queued  # the send task is queued on commit
+    assert queued == []  # nothing is queued before the commit
+    for callback in callbacks:
+        callback()
+    assert queued == [notice.pk]  # the send task, queued on commit
+    assert mailoutbox == []  # never sent from the request
 
     assert notices.send(notice_id=notice.pk) is True
     assert notices.send(notice_id=notice.pk) is False  # once
@@ -215,6 +220,25 @@ def test_credits_that_expired_are_one_notice_per_user_and_run(user, mailoutbox):
     [mail] = mailoutbox
     assert mail.subject == "10 credits expired"
     assert "your balance is 5" in mail.body  # the welcome gift is untouched
+
+
+def test_the_hourly_expiry_task_notices_what_it_expired(user, mailoutbox, settings):
+    from credits.tasks import expire_credits
+
+    credits.grant(
+        user=user,
+        amount=6,
+        source="admin",
+        idempotency_key="past",
+        expires_at=timezone.now() - dt.timedelta(minutes=5),
+    )
+
+    assert expire_credits() == 1
+    assert expire_credits() == 0
+    assert send_all() == 1
+    assert [m.subject for m in mailoutbox] == ["6 credits expired"]
+    schedule = settings.CELERY_BEAT_SCHEDULE["expiring-credits"]
+    assert schedule["task"] == "notices.expiring_credits"
 
 
 # --- Opting out ---------------------------------------------------------------------

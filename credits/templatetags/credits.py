@@ -16,15 +16,16 @@ def _now() -> dt.datetime:
 
 @register.filter
 def expires_in(moment: dt.datetime | None) -> str:
-    """ "today", "tomorrow" or "in 5 days", counted in calendar days (UTC)."""
+    """ "in 2 days" (whole days left, rounded down), "in 5 hours" within a day."""
     if moment is None:
         return "never"
-    days = (moment.astimezone(dt.UTC).date() - _now().astimezone(dt.UTC).date()).days
-    if days <= 0:
-        return "today"
-    if days == 1:
-        return "tomorrow"
-    return f"in {days} days"
+    left = moment - _now()
+    if left >= dt.timedelta(days=1):
+        return f"in {left.days} day{'' if left.days == 1 else 's'}"
+    hours = int(left.total_seconds() // 3600)
+    if hours >= 1:
+        return f"in {hours} hour{'' if hours == 1 else 's'}"
+    return "within the hour"
 
 
 @register.filter
