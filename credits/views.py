@@ -30,7 +30,7 @@ def credits_page(request):
     history = Paginator(selectors.history(request.user, show=show), HISTORY_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    reasons.describe(history.object_list)
+    history.object_list = reasons.describe(list(history.object_list))
     now = _now()
     lots = selectors.live_lots(request.user).select_related("package")
     subscribed = has_active_subscription(request.user)
