@@ -13,7 +13,9 @@ import datetime as dt
 import re
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from credits import pricing
@@ -323,3 +325,17 @@ def test_expiry_is_said_in_whole_days_or_hours_left(left, words):
     from credits.templatetags.credits import expires_in
 
     assert expires_in(timezone.now() + left) == words
+
+
+def test_the_credits_page_queries_do_not_grow_with_the_history(client, walked):
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/credits/").status_code == 200
+        return len(captured)
+
+    before = queries()
+    credit_services.grant(user=walked, amount=40, source="admin", idempotency_key="more")
+    for n in range(30):
+        credit_services.spend(user=walked, amount=1, reason="test", idempotency_key=f"s{n}")
+
+    assert queries() <= before <= 15  # a page of 25 named in a fixed handful of queries
