@@ -74,3 +74,12 @@ class ProfileForm(forms.ModelForm):
         if User.objects.filter(slug=slug).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("That address is taken. Try another one.")
         return slug
+
+
+class NoticesForm(forms.Form):
+    email_notices = forms.BooleanField(
+        required=False,
+        label="E-mail me notices",
+        help_text="When credits are about to expire (3 days before) or have expired, and "
+        "when Essential renews, fails to renew or ends. Receipts are always sent.",
+    )

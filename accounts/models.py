@@ -49,6 +49,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Notices (credits about to expire or expired, Essential renewed, failed or ended).
+    # Receipts are sent whatever this says.
+    email_notices = models.BooleanField(
+        "e-mail me notices",
+        default=True,
+        db_default=True,  # rows inserted in bulk by SQL (the benches) are subscribed too
+        help_text="Credits about to expire or expired, and changes to your Essential plan.",
+    )
 
     objects = UserManager()
 

@@ -71,3 +71,11 @@ def update_profile(*, user: User, display_name: str, slug: str) -> User:
 
     catalog.changed(old_slug, slug)
     return user
+
+
+def set_email_notices(*, user: User, enabled: bool) -> User:
+    """Subscribe to notices, or unsubscribe (the profile page, a notice's link)."""
+    if user.email_notices != enabled:
+        user.email_notices = enabled
+        user.save(update_fields=["email_notices"])
+    return user

@@ -15,6 +15,8 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", views.profile, name="profile"),
+    path("profile/notices/", views.notices, name="profile_notices"),
+    path("profile/export/<slug:kind>.csv", views.export_csv, name="export_csv"),
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password-reset/sent/",

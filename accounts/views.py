@@ -2,11 +2,13 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts import services
-from accounts.forms import DUPLICATE_EMAIL, ProfileForm, SignUpForm
+from accounts import export, services
+from accounts.forms import DUPLICATE_EMAIL, NoticesForm, ProfileForm, SignUpForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,4 +48,34 @@ def profile(request):
         else:
             messages.success(request, "Profile saved.")
             return redirect("profile")
-    return render(request, "accounts/profile.html", {"form": form})
+    notices_form = NoticesForm(initial={"email_notices": request.user.email_notices})
+    return render(request, "accounts/profile.html", {"form": form, "notices_form": notices_form})
+
+
+@login_required
+@require_http_methods(["POST"])
+def notices(request):
+    form = NoticesForm(request.POST)
+    if form.is_valid():
+        enabled = form.cleaned_data["email_notices"]
+        services.set_email_notices(user=request.user, enabled=enabled)
+        messages.success(
+            request,
+            "We will e-mail you notices." if enabled else "No more notices; receipts still come.",
+        )
+    return redirect("profile")
+
+
+@login_required
+@require_http_methods(["GET"])
+def export_csv(request, kind: str):
+    """The user's ledger, purchases or payments as a CSV download, streamed."""
+    if kind not in export.EXPORTS:
+        raise Http404("No such export.")
+    response = StreamingHttpResponse(
+        export.stream(kind, request.user), content_type="text/csv; charset=utf-8"
+    )
+    filename = f"soundstudio-{kind}-{timezone.now():%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

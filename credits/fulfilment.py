@@ -23,6 +23,7 @@ from books import services as books
 from books.models import AccountCode, JournalCause
 from credits import services as credit_services
 from credits.models import Cause, CreditLot, CreditPackage, LotSource
+from notices import services as notices
 
 
 def _now() -> dt.datetime:
@@ -84,6 +85,7 @@ class PackageFulfilment:
             memo=f"{package.name} package",
             payment=payment,
         )
+        notices.claim_receipt(payment=payment)
 
     def failed(self, *, payment, canceled: bool, cause_ref: str) -> None:
         pass  # nothing was granted before the payment succeeded

@@ -230,10 +230,20 @@ class LedgerEntry(models.Model):
                 name="credits_entry_by_staff",
                 condition=Q(staff_user__isnull=False),
             ),
+            # The hourly "credits expired" notices look up recent expiries only.
+            models.Index(
+                fields=["created_at"],
+                name="credits_entry_expiries",
+                condition=Q(kind="expire"),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount:+d} ({self.idempotency_key})"
+
+    @property
+    def balance_before(self) -> int:
+        return self.balance_after - self.amount
 
 
 class LedgerEntryLot(models.Model):

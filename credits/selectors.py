@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from credits.models import CreditLot, CreditPackage, LedgerEntry
+from credits.models import CreditLot, CreditPackage, EntryKind, LedgerEntry, LotSource
 from credits.services import SPEND_ORDER
 
 
@@ -42,8 +42,111 @@ def live_lots(user) -> QuerySet[CreditLot]:
     )
 
 
-def history(user) -> QuerySet[LedgerEntry]:
-    return LedgerEntry.objects.filter(user_id=user.pk).order_by("-created_at", "-id")
+def history(user, *, show: str = "") -> QuerySet[LedgerEntry]:
+    """The user's entries, newest first; `show` narrows them to one HISTORY_FILTERS group."""
+    entries = LedgerEntry.objects.filter(user_id=user.pk)
+    if show:
+        entries = entries.filter(HISTORY_FILTERS[show][1])
+    return entries.order_by("-created_at", "-id")
+
+
+# The credits page's history filters: (label, which entries).
+HISTORY_FILTERS = {
+    "purchases": ("Purchases", Q(kind=EntryKind.GRANT, lots__source=LotSource.PACKAGE)),
+    "spending": ("Spending", Q(kind=EntryKind.SPEND)),
+    "expiry": ("Expiry", Q(kind=EntryKind.EXPIRE)),
+    "refunds": ("Refunds", Q(kind__in=[EntryKind.REFUND, EntryKind.VOID])),
+}
+
+# Credits that expire this soon are flagged: the header, the credits page, the e-mail.
+EXPIRY_WARNING = dt.timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class HeaderCredits:
+    balance: int
+    expiring: int  # credits that expire within EXPIRY_WARNING
+    expiring_at: dt.datetime | None  # the soonest of those expiries
+
+
+def header_credits(user) -> HeaderCredits:
+    """The balance and the credits about to expire, in one indexed query (every page)."""
+    now = _now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE((SELECT balance FROM credits_wallet WHERE user_id = %(u)s), 0)"
+            " - COALESCE(SUM(remaining) FILTER (WHERE expires_at <= %(now)s), 0),"
+            " COALESCE(SUM(remaining) FILTER (WHERE expires_at > %(now)s), 0),"
+            " MIN(expires_at) FILTER (WHERE expires_at > %(now)s)"
+            " FROM credits_lot WHERE user_id = %(u)s AND remaining > 0"
+            " AND expires_at <= %(soon)s",
+            {"u": user.pk, "now": now, "soon": now + EXPIRY_WARNING},
+        )
+        return HeaderCredits(*cursor.fetchone())
+
+
+def month_start(moment: dt.datetime) -> dt.datetime:
+    """00:00 UTC on the 1st of the moment's month."""
+    return moment.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month_start(moment: dt.datetime) -> dt.datetime:
+    start = month_start(moment)
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+# Credits spent, net of what was given back: a spend's refund (a failed generation, a
+# refunded purchase) counts against the spend, in the spend's own month.
+_SPENT_SQL = """
+SELECT COALESCE(SUM(-s.amount), 0) - COALESCE(SUM(r.amount), 0)
+FROM credits_ledger_entry s
+LEFT JOIN credits_ledger_entry r ON r.reverses_id = s.id
+WHERE s.user_id = %(u)s AND s.kind = 'spend' AND s.created_at >= %(since)s
+"""
+
+_SPENT_BY_MONTH_SQL = """
+SELECT date_trunc('month', s.created_at AT TIME ZONE 'UTC') AS month,
+       SUM(-s.amount) - COALESCE(SUM(r.amount), 0)
+FROM credits_ledger_entry s
+LEFT JOIN credits_ledger_entry r ON r.reverses_id = s.id
+WHERE s.user_id = %(u)s AND s.kind = 'spend' AND s.created_at >= %(since)s
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def credits_spent(user, *, since: dt.datetime | None = None) -> int:
+    """Credits the user spent (since a moment), by the ledger, net of give-backs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SPENT_SQL, {"u": user.pk, "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)}
+        )
+        return int(cursor.fetchone()[0])
+
+
+@dataclass(frozen=True)
+class MonthSpent:
+    start: dt.datetime
+    credits: int
+
+
+def spent_by_month(user, *, months: int = 12) -> list[MonthSpent]:
+    """Credits used in each of the last `months` calendar months (UTC), oldest first."""
+    starts = [month_start(_now())]
+    for _ in range(months - 1):
+        previous = starts[0] - dt.timedelta(days=1)
+        starts.insert(0, month_start(previous))
+    with connection.cursor() as cursor:
+        cursor.execute(_SPENT_BY_MONTH_SQL, {"u": user.pk, "since": starts[0]})
+        found = {month.date(): int(total) for month, total in cursor.fetchall()}
+    return [MonthSpent(start, found.get(start.date(), 0)) for start in starts]
+
+
+def expiring_soon(user) -> QuerySet[CreditLot]:
+    """Live lots that expire within EXPIRY_WARNING, soonest first."""
+    now = _now()
+    return CreditLot.objects.filter(
+        user_id=user.pk, remaining__gt=0, expires_at__gt=now, expires_at__lte=now + EXPIRY_WARNING
+    ).order_by(*SPEND_ORDER)
 
 
 def purchasable_packages() -> QuerySet[CreditPackage]:

@@ -1,7 +1,7 @@
-"""The card price of a track (DESIGN.md, "Fan purchases"): its price in credits x $1.00."""
+"""The card price of a track (DESIGN.md, "Fan purchases"): its price in credits x $1.00,
+from the one place prices are defined (credits.pricing)."""
 
-CARD_CENTS_PER_CREDIT = 100
+from credits.pricing import CREDIT_PRICE_CENTS as CARD_CENTS_PER_CREDIT
+from credits.pricing import card_price_cents
 
-
-def card_price_cents(price_credits: int) -> int:
-    return price_credits * CARD_CENTS_PER_CREDIT
+__all__ = ["CARD_CENTS_PER_CREDIT", "card_price_cents"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 from django.urls import reverse
 
+from core import mail
 from purchases.models import PaymentMethod, Purchase
 
 
@@ -38,10 +37,10 @@ def context(purchase: Purchase) -> dict:
 
 
 def send(purchase: Purchase) -> None:
-    body = render_to_string("purchases/receipt_email.txt", context(purchase))
-    send_mail(
+    """E-mail the receipt (plain text and HTML); a receipt ignores the notices setting."""
+    mail.send(
+        to=purchase.fan.email,
         subject=f"Your receipt: \u201c{purchase.track.title}\u201d",
-        message=body,
-        from_email=None,
-        recipient_list=[purchase.fan.email],
+        template="purchases/receipt_email",
+        context=context(purchase),
     )

@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("payments.urls")),
     path("", include("webhooks.urls")),
     path("", include("subscriptions.urls")),
+    path("", include("notices.urls")),
     # The admin desk (DESIGN.md, "The admin desk"), behind the admin's own login.
     path(
         "admin/reconciliation/",

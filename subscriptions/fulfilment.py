@@ -15,6 +15,7 @@ from __future__ import annotations
 from books import services as books
 from books.models import AccountCode, JournalCause
 from credits.fulfilment import kept_fee
+from notices import services as notices
 
 
 class EssentialFulfilment:
@@ -34,6 +35,7 @@ class EssentialFulfilment:
             memo="Essential subscription",
             payment=payment,
         )
+        notices.claim_receipt(payment=payment)
 
     def failed(self, *, payment, canceled: bool, cause_ref: str) -> None:
         pass

@@ -9,9 +9,11 @@ A subscription is ours when we hold its row or its metadata names our user; even
 about anyone else's (another product on the same Stripe account) change nothing.
 """
 
+from notices import services as notices
+from notices.models import NoticeKind
 from payments import services as payment_services
 from subscriptions import services
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionStatus
 
 
 def _version(event) -> int:
@@ -47,9 +49,20 @@ def subscription_changed(event) -> None:
     obj = event.data_object
     if _owner(obj.get("id"), obj.get("metadata")) is None:
         return
-    services.apply_stripe_subscription(
+    subscription = services.apply_stripe_subscription(
         obj, version=_version(event), cause_ref=event.stripe_event_id
     )
+    if subscription.status == SubscriptionStatus.CANCELED:
+        notices.claim(
+            user_id=subscription.user_id,
+            kind=NoticeKind.ESSENTIAL_ENDED,
+            key=f"essential_ended:{subscription.pk}",
+            subscription_id=subscription.pk,
+        )
+
+
+def _is_renewal(invoice: dict) -> bool:
+    return invoice.get("billing_reason") == "subscription_cycle"
 
 
 def _invoice_subscription(invoice: dict) -> tuple[str | None, dict]:
@@ -60,10 +73,21 @@ def _invoice_subscription(invoice: dict) -> tuple[str | None, dict]:
 
 
 def invoice_changed(event) -> None:
-    """invoice.payment_failed: the subscription's status moves on."""
-    subscription_id, metadata = _invoice_subscription(event.data_object)
-    if _owner(subscription_id, metadata) is not None:
-        services.sync_from_stripe(subscription_id, version=_version(event))
+    """invoice.payment_failed: the subscription's status moves on; a renewal that
+    failed is a notice (once per invoice, however often Stripe retries it)."""
+    invoice = event.data_object
+    subscription_id, metadata = _invoice_subscription(invoice)
+    user_id = _owner(subscription_id, metadata)
+    if user_id is None:
+        return
+    subscription = services.sync_from_stripe(subscription_id, version=_version(event))
+    if _is_renewal(invoice):
+        notices.claim(
+            user_id=user_id,
+            kind=NoticeKind.ESSENTIAL_RENEWAL_FAILED,
+            key=f"essential_renewal_failed:{invoice['id']}",
+            subscription_id=subscription.pk,
+        )
 
 
 def invoice_paid(event) -> None:
@@ -73,7 +97,14 @@ def invoice_paid(event) -> None:
     user_id = _owner(subscription_id, metadata)
     if user_id is None:
         return
-    services.sync_from_stripe(subscription_id, version=_version(event))
+    subscription = services.sync_from_stripe(subscription_id, version=_version(event))
     payment_services.record_invoice_payment(
         invoice=invoice, user_id=user_id, cause_ref=event.stripe_event_id
     )
+    if _is_renewal(invoice) and (invoice.get("amount_paid") or 0) > 0:
+        notices.claim(
+            user_id=user_id,
+            kind=NoticeKind.ESSENTIAL_RENEWED,
+            key=f"essential_renewed:{invoice['id']}",
+            subscription_id=subscription.pk,
+        )

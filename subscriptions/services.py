@@ -18,6 +18,7 @@ from django.utils import timezone
 from credits import services as credit_services
 from credits.exceptions import AlreadyRefunded
 from credits.models import Cause, EntryKind, LedgerEntry, LotSource
+from credits.pricing import TRACK_GENERATION_CREDITS
 from payments.gateway import get_gateway
 from subscriptions.exceptions import AlreadySubscribed
 from subscriptions.models import (
@@ -289,7 +290,7 @@ def charge_generation(*, user, idempotency_key: str) -> GenerationCharge:
             return GenerationCharge("allowance", allowance_use_id=use.pk)
     entry = credit_services.spend(
         user=user,
-        amount=1,
+        amount=TRACK_GENERATION_CREDITS,
         reason="track_generation",
         idempotency_key=idempotency_key,
         memo="Track generation",

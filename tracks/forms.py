@@ -1,5 +1,6 @@
 from django import forms
 
+from credits.pricing import TRACK_MINIMUM_PRICE_CREDITS
 from tracks.engine import (
     DEFAULT_GENRE,
     GENRE_CHOICES,
@@ -58,5 +59,7 @@ class GenerateTrackForm(forms.Form):
 
 
 class PriceForm(forms.Form):
-    price_credits = forms.IntegerField(min_value=1, max_value=10_000, label="Price in credits")
+    price_credits = forms.IntegerField(
+        min_value=TRACK_MINIMUM_PRICE_CREDITS, max_value=10_000, label="Price in credits"
+    )
     for_sale = forms.BooleanField(required=False)

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "purchases",
     "webhooks",
     "payments",
+    "notices",
 ]
 
 MIDDLEWARE = [
@@ -118,8 +119,20 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# E-mail (core/mail.py sends it, always from a Celery task): EMAIL_URL names the server,
+# parsed by django-environ (smtp+tls://user:password@host:587, consolemail://, ...);
+# EMAIL_BACKEND, if set, picks another backend class (an API backend such as Anymail's).
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="SoundStudio <no-reply@soundstudio.test>")
+
+
+def email_settings(default_url: str) -> dict:
+    """The EMAIL_* settings from EMAIL_URL (and EMAIL_BACKEND), without empty values."""
+    parsed = env.email_url("EMAIL_URL", default=default_url)
+    parsed["EMAIL_BACKEND"] = env("EMAIL_BACKEND", default=parsed["EMAIL_BACKEND"])
+    return {key: value for key, value in parsed.items() if value not in (None, "")}
+
+
+globals().update(email_settings("consolemail://"))  # development: mail in the console
 
 # Celery: Redis is the broker and the result store.
 CELERY_BROKER_URL = REDIS_URL
@@ -144,6 +157,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracks.fail_stuck_generations",
         "schedule": crontab(minute="*/10"),
     },
+    "expiring-credits": {"task": "notices.expiring_credits", "schedule": crontab(hour=9, minute=3)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import STRIPE_TEST_MODE, STRIPE_TEST_MODE_REQUESTED, env
+from .base import STRIPE_TEST_MODE, STRIPE_TEST_MODE_REQUESTED, email_settings, env
 
 DEBUG = False
 
@@ -27,4 +27,5 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# E-mail through EMAIL_URL's server (an SMTP relay by default, never the console).
+globals().update(email_settings("smtp://localhost:25"))
