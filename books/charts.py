@@ -64,12 +64,11 @@ def revenue_chart(months) -> SafeString:
     )
     return format_html(
         '<svg role="img" aria-label="Money in, revenue and refunds, last 12 months" '
-        'viewBox="0 0 {} {}" width="100%" style="max-width:{}px" '
+        'viewBox="0 0 {} {}" width="100%" class="rev-chart" '
         'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">'
         "{}{}{}{}</svg>",
         WIDTH,
         HEIGHT,
-        WIDTH,
         format_html_join(
             "",
             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ccc" stroke-width="1"/>'
