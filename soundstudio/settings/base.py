@@ -117,6 +117,12 @@ SESSION_COOKIE_HTTPONLY = True
 # The pages' scripts read the CSRF cookie for their fetch() calls: it stays readable.
 CSRF_COOKIE_HTTPONLY = False
 
+# The client's address for the log-in throttle (accounts.throttle) is REMOTE_ADDR,
+# unless the app runs behind proxies of ours: then name the header they set (e.g.
+# X-Forwarded-For) and how many of them append to it. Never trust it otherwise.
+TRUSTED_PROXY_HEADER = env("TRUSTED_PROXY_HEADER", default="")
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
+
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
