@@ -192,7 +192,7 @@ def desk(name, url, *, method="GET", data=None):
     return Case(name, method, url, ADMIN_LOGIN, ADMIN_LOGIN, 403, data or (lambda w: {}))
 
 
-def admin_action(model_url: str, action: str, selected: Callable[[dict], int]):
+def admin_action(action: str, selected: Callable[[dict], int]):
     return lambda w: {
         "action": action,
         "_selected_action": [selected(w)],
@@ -353,19 +353,19 @@ CASES = [
         "refund a purchase",
         lambda w: "/admin/purchases/purchase/",
         method="POST",
-        data=admin_action("purchases", "refund", lambda w: w["purchase"].pk),
+        data=admin_action("refund", lambda w: w["purchase"].pk),
     ),
     desk(
         "refund a payment through Stripe",
         lambda w: "/admin/payments/payment/",
         method="POST",
-        data=admin_action("payments", "refund_through_stripe", lambda w: w["paid"].pk),
+        data=admin_action("refund_through_stripe", lambda w: w["paid"].pk),
     ),
     desk(
         "replay a webhook event",
         lambda w: "/admin/webhooks/webhookevent/",
         method="POST",
-        data=admin_action("webhooks", "replay", lambda w: w["event"].pk),
+        data=admin_action("replay", lambda w: w["event"].pk),
     ),
     desk("ledger entries", lambda w: "/admin/credits/ledgerentry/"),
     desk("journal", lambda w: "/admin/books/journaltransaction/"),
@@ -399,12 +399,18 @@ def check_answer(response, expected, url: str) -> None:
         assert response.status_code == expected, (response.status_code, response.content[:300])
 
 
-@pytest.mark.parametrize("who", ["anonymous", "other", "staff"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+# Visitors with None see their own there (checked by the last test), not a refusal.
+MATRIX = [
+    pytest.param(case, who, id=f"{case.name}-{who}")
+    for case in CASES
+    for who in ("anonymous", "other", "staff")
+    if getattr(case, who) is not None
+]
+
+
+@pytest.mark.parametrize("case, who", MATRIX)
 def test_the_wrong_visitor_gets_the_right_answer_and_changes_nothing(world, case, who):
     expected = getattr(case, who)
-    if expected is None:
-        pytest.skip("this visitor sees their own (checked below)")
     url = case.url(world)
     client = visitor(who)
     before = database_state()
@@ -451,7 +457,7 @@ def test_staff_who_may_only_look_cannot_run_a_money_action(
     assert client.get(changelist).status_code == 200  # they may look
     before = database_state()
 
-    data = admin_action(changelist, action, lambda w: w[selected].pk)(world)
+    data = admin_action(action, lambda w: w[selected].pk)(world)
     response = client.post(changelist, data)
 
     check_answer(response, BACK, changelist)
