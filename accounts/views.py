@@ -1,5 +1,8 @@
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
 from django.http import Http404, StreamingHttpResponse
@@ -7,8 +10,14 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts import export, services
-from accounts.forms import DUPLICATE_EMAIL, NoticesForm, ProfileForm, SignUpForm
+from accounts import export, services, throttle
+from accounts.forms import (
+    DUPLICATE_EMAIL,
+    EmailAuthenticationForm,
+    NoticesForm,
+    ProfileForm,
+    SignUpForm,
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -79,3 +88,56 @@ def export_csv(request, kind: str):
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _minutes(lock: throttle.Lockout) -> str:
+    return f"{lock.minutes_left} minute{'s' if lock.minutes_left != 1 else ''}"
+
+
+def _refused(request, message: str):
+    return render(request, "registration/throttled.html", {"message": message}, status=429)
+
+
+def throttled_login(view):
+    """Refuse log-ins for a locked-out e-mail or address (failures are counted by
+    accounts.signals). Wraps our log-in page and the admin's."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method == "POST":
+            lock = throttle.lockout(
+                throttle.LOGIN, request=request, email=request.POST.get("username")
+            )
+            if lock is not None:
+                where = "for this e-mail address" if lock.scope == "email" else "from your network"
+                return _refused(
+                    request,
+                    f"Too many failed log-in attempts {where}. For your safety, log-in is "
+                    f"paused: please try again in {_minutes(lock)}.",
+                )
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+login_view = throttled_login(
+    auth_views.LoginView.as_view(
+        authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True
+    )
+)
+_password_reset = auth_views.PasswordResetView.as_view()
+
+
+def password_reset(request, *args, **kwargs):
+    """Django's reset page (the same answer whether or not the e-mail has an account),
+    throttled per e-mail and per address alike for both."""
+    if request.method == "POST":
+        email = request.POST.get("email")
+        lock = throttle.lockout(throttle.PASSWORD_RESET, request=request, email=email)
+        if lock is not None:
+            return _refused(
+                request,
+                f"Too many password reset requests. Please try again in {_minutes(lock)}.",
+            )
+        throttle.record_attempt(throttle.PASSWORD_RESET, request=request, email=email)
+    return _password_reset(request, *args, **kwargs)

@@ -10,7 +10,25 @@ from collections.abc import Callable
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+
+# The reconciliation desk's permission. The desk's actions (settle, replay, refund,
+# cancel) need it wherever they are offered, in a model's list too: being allowed to
+# look at payments or events is not being allowed to move money.
+DESK_PERMISSION = "payments.use_reconciliation_desk"
+
+
+class DeskActionsMixin:
+    """For a ModelAdmin whose list actions are desk actions: declare them with
+    `@admin.action(permissions=["desk"])` and call `check_desk_permission` first."""
+
+    def has_desk_permission(self, request) -> bool:
+        return request.user.has_perm(DESK_PERMISSION)
+
+    def check_desk_permission(self, request) -> None:
+        if not self.has_desk_permission(request):
+            raise PermissionDenied("This action needs the reconciliation desk's permission.")
 
 
 def confirm_action(

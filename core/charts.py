@@ -80,13 +80,11 @@ def bar_chart(
     )
     return format_html(
         '<svg role="img" aria-label="{}" class="chart" viewBox="0 0 {} {}" width="100%" '
-        'style="max-width:{}px" '
         'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">'
         "{}{}{}{}</svg>",
         label,
         WIDTH,
         HEIGHT,
-        WIDTH,
         format_html_join(
             "",
             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ccc" stroke-width="1"/>'

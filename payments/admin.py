@@ -6,7 +6,7 @@ from django.utils.html import format_html, format_html_join
 from books import money
 from books.models import AccountCode, JournalLine
 from core.admin_base import ReadOnlyAdmin
-from core.admin_confirm import confirm_action
+from core.admin_confirm import DeskActionsMixin, confirm_action
 from payments import services
 from payments.gateway import GatewayError
 from payments.models import Payment, PaymentStatus, Refund, StaffAction
@@ -27,7 +27,7 @@ class RefundInline(admin.TabularInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(DeskActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "created_at",
@@ -96,9 +96,10 @@ class PaymentAdmin(admin.ModelAdmin):
     def amount_display(self, obj):
         return obj.amount_display
 
-    @admin.action(description="Refund selected payments through Stripe…")
+    @admin.action(description="Refund selected payments through Stripe…", permissions=["desk"])
     def refund_through_stripe(self, request, queryset):
         """Refund in full, after a confirmation page with a reason (recorded)."""
+        self.check_desk_permission(request)
 
         def run(payment, reason):
             try:

@@ -79,11 +79,12 @@ def collection(fan) -> QuerySet[Purchase]:
 
 
 def receipt(user, purchase_id: int) -> Purchase | None:
-    """A paid purchase's receipt, for its fan (or staff)."""
+    """A paid purchase's receipt, for its fan (or staff who may view purchases: being
+    staff alone is not enough to read a fan's receipt)."""
     purchases = Purchase.objects.select_related("track__creator", "fan", "payment").filter(
         pk=purchase_id, status__in=SOLD
     )
-    if not user.is_staff:
+    if not user.has_perm("purchases.view_purchase"):
         purchases = purchases.filter(fan_id=user.pk)
     return purchases.first()
 

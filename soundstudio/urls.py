@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import throttled_login
 from books import views as books_views
 from core import views as core_views
 from payments import desk_views
@@ -38,5 +39,7 @@ urlpatterns = [
         admin.site.admin_view(books_views.revenue_view),
         name="admin_revenue",
     ),
+    # The admin's log-in, throttled like ours (accounts.throttle).
+    path("admin/login/", throttled_login(admin.site.login)),
     path("admin/", admin.site.urls),
 ]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 # localstripe accepts any key that starts with "sk_" and is longer than 5 characters.
-API_KEY = "sk_test_localstripe"
+API_KEY = "sk_test_localstripe"  # fake, localstripe accepts any: secret-scan: allow
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

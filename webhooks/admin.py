@@ -1,14 +1,14 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from core.admin_confirm import confirm_action
+from core.admin_confirm import DeskActionsMixin, confirm_action
 from payments.models import StaffAction
 from webhooks import services
 from webhooks.models import EventStatus, WebhookEvent
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(DeskActionsMixin, admin.ModelAdmin):
     list_display = ["received_at", "type", "stripe_event_id", "status", "attempts", "processed_at"]
     list_filter = ["status", "type"]
     search_fields = ["stripe_event_id", "payload__data__object__id", "last_error"]
@@ -25,9 +25,10 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Replay selected events now…")
+    @admin.action(description="Replay selected events now…", permissions=["desk"])
     def replay(self, request, queryset):
         """Apply the events again, after a confirmation page with a reason (recorded)."""
+        self.check_desk_permission(request)
 
         def run(event, reason):
             stored = services.replay(event=event)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "webhooks",
     "payments",
     "notices",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -44,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "soundstudio.urls"
@@ -86,6 +89,44 @@ CACHES = {
 }
 
 CSRF_FAILURE_VIEW = "core.views.csrf_failure"
+
+# --- Browser security headers -------------------------------------------------------
+# Content-Security-Policy (django-csp): our own origin, plus what Stripe.js and the
+# Payment Element need (Stripe's integration security guide), and nothing else
+# external. Inline scripts run only with the request's nonce
+# (`<script nonce="{{ request.csp_nonce }}">`); inline event handlers and style
+# attributes are refused, so templates use static JS and CSS classes instead.
+# Not allowed: maps.googleapis.com (only Stripe's Address Element autocomplete needs it).
+STRIPE_JS = ["https://js.stripe.com", "https://*.js.stripe.com"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE, *STRIPE_JS],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "media-src": [SELF],  # audio is served by our views, whatever the storage
+        "connect-src": [SELF, "https://api.stripe.com"],
+        "frame-src": [*STRIPE_JS, "https://hooks.stripe.com"],
+        # Subscribing posts to us, then redirects to Stripe Checkout.
+        "form-action": [SELF, "https://checkout.stripe.com"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    }
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# The pages' scripts read the CSRF cookie for their fetch() calls: it stays readable.
+CSRF_COOKIE_HTTPONLY = False
+
+# The client's address for the log-in throttle (accounts.throttle) is REMOTE_ADDR,
+# unless the app runs behind proxies of ours: then name the header they set (e.g.
+# X-Forwarded-For) and how many of them append to it. Never trust it otherwise.
+TRUSTED_PROXY_HEADER = env("TRUSTED_PROXY_HEADER", default="")
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -45,6 +45,18 @@
     });
   }
 
+  // Forms that ask first (delete): a listener, as the CSP refuses inline handlers.
+  document.querySelectorAll("form[data-confirm]").forEach((confirmed) => {
+    confirmed.addEventListener("submit", (event) => {
+      if (!window.confirm(confirmed.dataset.confirm)) event.preventDefault();
+    });
+  });
+
+  // Progress bars start at the server's figure (set here: style attributes are refused).
+  document.querySelectorAll(".progress-bar[data-progress]").forEach((bar) => {
+    bar.style.width = `${bar.dataset.progress}%`;
+  });
+
   document.querySelectorAll('.studio-track[data-status="queued"], .studio-track[data-status="generating"]')
     .forEach((row) => follow(row));
 
