@@ -1,9 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
-from accounts.models import User
+from accounts import services
+from accounts.forms import clean_artist_slug
+from accounts.models import PreviousSlug, User
 from books.selectors import artist_payable
 from credits.selectors import explain_balance
 from payments.models import Payment
@@ -11,8 +15,30 @@ from purchases.selectors import fan_purchases, sales
 from subscriptions.selectors import allowance_remaining, current_subscription
 
 
+class UserAdminChangeForm(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+
+    def clean_slug(self) -> str:
+        return clean_artist_slug(self.cleaned_data["slug"], User.objects.get(pk=self.instance.pk))
+
+
+class PreviousSlugInline(admin.TabularInline):
+    """Old addresses that redirect to this artist; delete one to free it for others."""
+
+    model = PreviousSlug
+    fields = ["slug", "created_at"]
+    readonly_fields = fields
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = UserAdminChangeForm
+    inlines = [PreviousSlugInline]
     ordering = ["email"]
     list_display = ["email", "display_name", "slug", "is_staff", "date_joined"]
     search_fields = ["email", "display_name", "slug"]
@@ -33,6 +59,17 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     ]
+
+    def save_model(self, request, obj, form, change):
+        if not change or "slug" not in form.changed_data:
+            return super().save_model(request, obj, form, change)
+        with transaction.atomic():
+            old_slug = form.initial["slug"]
+            super().save_model(request, obj, form, change)
+            services.slug_changed(user=obj, old_slug=old_slug)
+        from tracks import catalog
+
+        catalog.changed(old_slug, obj.slug)
 
     @admin.display(description="Credits, lots, entries and payments")
     def money(self, obj):

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
-from accounts.forms import DUPLICATE_EMAIL, ProfileForm, SignUpForm
+from accounts.forms import DUPLICATE_EMAIL, SLUG_TAKEN, ProfileForm, SignUpForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,8 +41,8 @@ def profile(request):
                 display_name=form.cleaned_data["display_name"],
                 slug=form.cleaned_data["slug"],
             )
-        except IntegrityError:
-            form.add_error("slug", "That address is taken. Try another one.")
+        except (IntegrityError, services.SlugTaken):
+            form.add_error("slug", SLUG_TAKEN)
         else:
             messages.success(request, "Profile saved.")
             return redirect("profile")
