@@ -112,7 +112,7 @@ def test_bad_input_is_a_400_naming_the_field_and_costs_nothing(client, user, ove
 
     assert response.status_code == 400
     assert response.json()["field"] == field
-    assert field in response.json()["message"]
+    assert field in response.json()["fields"]
     assert balance(user) == 5 and not Track.objects.exists()
 
 

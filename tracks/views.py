@@ -68,8 +68,10 @@ def generate_api(request):
         return api_error("invalid_json", "The request body must be a JSON object.")
     form = GenerateTrackForm(body)
     if not form.is_valid():
-        field, errors = next(iter(form.errors.items()))
-        return api_error("invalid", f"{field}: {errors[0]}", field=field)
+        fields = form.error_fields()
+        field, error = next(iter(fields.items()))
+        label = form.fields[field].label
+        return api_error("invalid", f"{label}: {error}", field=field, fields=fields)
     try:
         track = services.request_generation(creator=request.user, **form.cleaned_data)
     except InsufficientCredits:
@@ -98,6 +100,7 @@ def studio(request):
         "tracks/studio.html",
         {
             "tracks": selectors.studio_tracks(request.user),
+            "form": GenerateTrackForm(),
             "genres": GENRE_CHOICES,
             "moods": MOOD_CHOICES,
             "max_duration": MAX_DURATION_SECONDS,
