@@ -27,6 +27,8 @@ class PreviousSlugInline(admin.TabularInline):
     """Old addresses that redirect to this artist; delete one to free it for others."""
 
     model = PreviousSlug
+    verbose_name = "old artist address (redirects here)"
+    verbose_name_plural = "Old artist addresses (redirect here)"
     fields = ["slug", "created_at"]
     readonly_fields = fields
     extra = 0

@@ -381,3 +381,23 @@ def test_favicon_is_served_and_linked(client):
     assert response["Content-Type"] == "image/x-icon"
     assert response.content.startswith(b"\x00\x00\x01\x00")
     assert 'rel="icon"' in client.get("/").content.decode()
+
+
+# --- More of the same on a new user's pages -----------------------------------------------
+
+
+def test_studio_tells_a_fan_without_essential_what_a_track_costs(client, user):
+    client.force_login(user)
+
+    page = client.get("/studio/").content.decode()
+
+    assert "0 Essential generations left" not in page
+    assert "Costs 1 credit per track (you have 5)." in page
+
+
+def test_empty_collection_links_to_the_artists(client, user):
+    client.force_login(user)
+
+    page = client.get("/collection/").content.decode()
+
+    assert '<a href="/">Find an artist you like</a>' in page

@@ -21,7 +21,7 @@ from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance
 from purchases import buttons
-from subscriptions.selectors import allowance_remaining
+from subscriptions.selectors import allowance_remaining, has_active_subscription
 from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
 from tracks.forms import GenerateTrackForm, PriceForm
@@ -106,6 +106,7 @@ def studio(request):
             "max_duration": MAX_DURATION_SECONDS,
             "balance": balance(request.user),
             "allowance_remaining": allowance_remaining(request.user),
+            "subscribed": has_active_subscription(request.user),
         },
     )
 

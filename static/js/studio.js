@@ -64,7 +64,8 @@
         }
         status.innerHTML = "";
         status.className = "error";
-        status.append(body.message || "Something went wrong.");
+        const refused = Object.keys(body.fields || {}).length;
+        status.append(refused > 1 ? `Check the ${refused} marked fields.` : body.message || "Something went wrong.");
         showErrors(body.fields);
         if (body.buy_url) {
           const link = document.createElement("a");
