@@ -401,3 +401,16 @@ def test_empty_collection_links_to_the_artists(client, user):
     page = client.get("/collection/").content.decode()
 
     assert '<a href="/">Find an artist you like</a>' in page
+
+
+def test_confirming_a_first_purchase_does_not_say_no_tracks_yet(
+    client, user, other_user, test_gateway
+):
+    track = published_track(other_user, price=9)  # more than the 5-credit gift: by card
+    client.force_login(user)
+    purchase_id = client.post(f"/api/tracks/{track.pk}/purchase").json()["purchase_id"]
+
+    page = client.get(f"/collection/?purchase={purchase_id}").content.decode()
+
+    assert "Confirming your payment" in page
+    assert "No tracks yet" not in page
