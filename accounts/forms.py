@@ -3,11 +3,19 @@ import re
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import User
 from accounts.selectors import slug_taken
 
 DUPLICATE_EMAIL = "An account with this e-mail address already exists. Log in instead?"
+
+
+def duplicate_email_error():
+    """DUPLICATE_EMAIL, with "Log in instead?" a link to the login page."""
+    text, question = DUPLICATE_EMAIL.rsplit(". ", 1)
+    return format_html('{}. <a href="{}">{}</a>', text, reverse("login"), question)
 
 
 class SignUpForm(forms.Form):
@@ -17,6 +25,7 @@ class SignUpForm(forms.Form):
     display_name = forms.CharField(
         label="Artist or display name",
         max_length=80,
+        error_messages={"required": "Please enter a name."},
         help_text="Shown on your artist page. You can change it later.",
     )
     password1 = forms.CharField(
@@ -34,7 +43,7 @@ class SignUpForm(forms.Form):
     def clean_email(self) -> str:
         email = User.objects.normalize_email(self.cleaned_data["email"])
         if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
+            raise forms.ValidationError(duplicate_email_error(), code="duplicate_email")
         return email
 
     def clean_display_name(self) -> str:

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
-from accounts.forms import DUPLICATE_EMAIL, SLUG_TAKEN, ProfileForm, SignUpForm
+from accounts.forms import SLUG_TAKEN, ProfileForm, SignUpForm, duplicate_email_error
 
 
 @require_http_methods(["GET", "POST"])
@@ -22,7 +22,7 @@ def signup(request):
                 display_name=form.cleaned_data["display_name"],
             )
         except IntegrityError:  # a concurrent sign-up with the same e-mail won the race
-            form.add_error("email", DUPLICATE_EMAIL)
+            form.add_error("email", duplicate_email_error())
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to SoundStudio, {user.display_name}!")

@@ -414,3 +414,14 @@ def test_confirming_a_first_purchase_does_not_say_no_tracks_yet(
 
     assert "Confirming your payment" in page
     assert "No tracks yet" not in page
+
+
+def test_sign_up_with_a_known_email_links_to_log_in_and_a_blank_name_says_so(client, user):
+    response = client.post(
+        "/accounts/signup/",
+        {"email": user.email, "display_name": " ", "password1": "x", "password2": "x"},
+    )
+
+    page = response.content.decode()
+    assert '<a href="/accounts/login/">Log in instead?</a>' in page
+    assert "Please enter a name." in page
