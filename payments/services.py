@@ -411,6 +411,9 @@ def record_invoice_payment(*, invoice: dict, user_id: int, cause_ref: str) -> Pa
         payment.stripe_charge_id = _charge_id(invoice)
         _post_fee(payment, source_id=invoice["id"], fee_cents=fee, cause_ref=cause_ref)
         set_status(payment, S.SUCCEEDED, extra_fields=("fee_cents", "stripe_charge_id"))
+        record_attempt(
+            payment, outcome=AttemptOutcome.SUCCEEDED, key="succeeded", cause_ref=cause_ref
+        )
     return payment
 
 

@@ -425,3 +425,17 @@ def test_sign_up_with_a_known_email_links_to_log_in_and_a_blank_name_says_so(cli
     page = response.content.decode()
     assert '<a href="/accounts/login/">Log in instead?</a>' in page
     assert "Please enter a name." in page
+
+
+def test_an_essential_invoice_paid_is_one_succeeded_attempt(client, user):
+    import time
+
+    from payments.models import AttemptOutcome
+    from tests.test_subscriptions import deliver_twice, invoice_event, subscribe
+
+    sub = subscribe(user, client)
+
+    deliver_twice(client, invoice_event("invoice.paid", sub, created=int(time.time()) + 1))
+
+    payment = Payment.objects.get(purpose="essential")
+    assert list(payment.attempts.values_list("outcome", flat=True)) == [AttemptOutcome.SUCCEEDED]
