@@ -44,7 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         "artist URL",
         max_length=60,
         unique=True,
-        help_text="Your artist page lives at /artists/<slug>/.",
+        # Admin shows help texts as HTML: no <placeholder> here, it would vanish.
+        help_text="Your artist page lives at /artists/your-address/. "
+        "Lowercase letters, digits and hyphens.",
     )
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
@@ -78,3 +80,19 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_absolute_url(self) -> str:
         return reverse("artist_detail", kwargs={"slug": self.slug})
+
+
+class PreviousSlug(models.Model):
+    """An artist address the user had before: /artists/<slug>/ redirects to their
+    current page. An old address stays theirs (no one else can take it, so a link
+    never starts leading to a stranger); taking it back removes it from here."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="previous_slugs")
+    slug = models.SlugField(max_length=60, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"/artists/{self.slug}/"

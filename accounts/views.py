@@ -12,11 +12,12 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import export, services, throttle
 from accounts.forms import (
-    DUPLICATE_EMAIL,
+    SLUG_TAKEN,
     EmailAuthenticationForm,
     NoticesForm,
     ProfileForm,
     SignUpForm,
+    duplicate_email_error,
 )
 
 
@@ -33,7 +34,7 @@ def signup(request):
                 display_name=form.cleaned_data["display_name"],
             )
         except IntegrityError:  # a concurrent sign-up with the same e-mail won the race
-            form.add_error("email", DUPLICATE_EMAIL)
+            form.add_error("email", duplicate_email_error())
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to SoundStudio, {user.display_name}!")
@@ -52,8 +53,8 @@ def profile(request):
                 display_name=form.cleaned_data["display_name"],
                 slug=form.cleaned_data["slug"],
             )
-        except IntegrityError:
-            form.add_error("slug", "That address is taken. Try another one.")
+        except (IntegrityError, services.SlugTaken):
+            form.add_error("slug", SLUG_TAKEN)
         else:
             messages.success(request, "Profile saved.")
             return redirect("profile")

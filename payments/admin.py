@@ -9,12 +9,29 @@ from core.admin_base import ReadOnlyAdmin
 from core.admin_confirm import DeskActionsMixin, confirm_action
 from payments import services
 from payments.gateway import GatewayError
-from payments.models import Payment, PaymentStatus, Refund, StaffAction
+from payments.models import Payment, PaymentAttempt, PaymentStatus, Refund, StaffAction
 
 
 class RefundInline(admin.TabularInline):
     model = Refund
     fields = ["stripe_refund_id", "amount_cents", "created_at", "staff_user", "reason", "cause_ref"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PaymentAttemptInline(admin.TabularInline):
+    """Every try and how it ended (declined, failed, canceled, succeeded)."""
+
+    model = PaymentAttempt
+    verbose_name_plural = "Attempts"
+    fields = ["created_at", "outcome", "code", "message", "cause_ref"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -54,7 +71,7 @@ class PaymentAdmin(DeskActionsMixin, admin.ModelAdmin):
         "journal",
     ]
     exclude = ["client_secret"]
-    inlines = [RefundInline]
+    inlines = [PaymentAttemptInline, RefundInline]
 
     def has_change_permission(self, request, obj=None):
         return False  # read-only money rows: no Save buttons

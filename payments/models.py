@@ -93,6 +93,42 @@ class Payment(models.Model):
         return "unknown" if self.fee_cents is None else f"${self.fee_cents / 100:,.2f}"
 
 
+class AttemptOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    DECLINED = "declined", "Declined"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class PaymentAttempt(models.Model):
+    """One outcome of a payment: every try is kept, not only the last failure.
+
+    `key` says which try it was (Stripe's id of the failed charge, else the event
+    that told us), so a retried or duplicated event does not add a second row.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="attempts")
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    code = models.CharField(max_length=64, blank=True, help_text="Stripe's decline or error code.")
+    message = models.CharField(max_length=500, blank=True)
+    key = models.CharField(max_length=255)
+    cause_ref = models.CharField(
+        max_length=200, blank=True, help_text="The Stripe event, task or person that told us."
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "key"], name="payments_attempt_unique_per_payment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} {self.code}".strip()
+
+
 class Refund(models.Model):
     """One Stripe refund of a payment, applied once (its id is the business key)."""
 

@@ -20,7 +20,15 @@ from books import services as books
 from books.models import AccountCode, JournalCause
 from credits.models import CreditPackage
 from payments.gateway import GatewayError, get_gateway
-from payments.models import Payment, PaymentFlag, PaymentStatus, Purpose, Refund
+from payments.models import (
+    AttemptOutcome,
+    Payment,
+    PaymentAttempt,
+    PaymentFlag,
+    PaymentStatus,
+    Purpose,
+    Refund,
+)
 from payments.purposes import fulfilment_for
 from subscriptions.selectors import has_active_subscription
 
@@ -71,6 +79,49 @@ def set_status(payment: Payment, new_status: str, *, extra_fields: tuple[str, ..
         payment.completed_at = _now()
         extra_fields = (*extra_fields, "completed_at")
     payment.save(update_fields=["status", "updated_at", *extra_fields])
+
+
+def record_attempt(
+    payment: Payment, *, outcome: str, key: str, cause_ref: str, code: str = "", message: str = ""
+) -> PaymentAttempt:
+    """Keep one outcome of a (locked) payment; the same `key` twice is one row."""
+    attempt, _ = PaymentAttempt.objects.get_or_create(
+        payment=payment,
+        key=key[:255],
+        defaults={
+            "outcome": outcome,
+            "code": code[:64],
+            "message": message[:500],
+            "cause_ref": cause_ref[:200],
+            "created_at": _now(),
+        },
+    )
+    return attempt
+
+
+def _attempt_of_intent(intent: dict, *, cause_ref: str) -> dict:
+    """What a failed or canceled PaymentIntent says of its latest try."""
+    if intent.get("status") == "canceled":
+        reason = intent.get("cancellation_reason") or ""
+        return {
+            "outcome": AttemptOutcome.CANCELED,
+            "key": "canceled",
+            "code": reason,
+            "message": "The payment was canceled.",
+        }
+    error = intent.get("last_payment_error") or {}
+    charge = error.get("charge")
+    if isinstance(charge, dict):
+        charge = charge.get("id")
+    return {
+        # Stripe: a decline has code card_declined and the bank's reason as decline_code.
+        "outcome": AttemptOutcome.DECLINED
+        if error.get("code") == "card_declined"
+        else AttemptOutcome.FAILED,
+        "key": f"charge:{charge}" if charge else f"event:{cause_ref}",
+        "code": error.get("decline_code") or error.get("code") or "",
+        "message": error.get("message") or "The payment failed.",
+    }
 
 
 # --- Locks: a payment row is locked after the user's wallet (credits) and before
@@ -157,6 +208,14 @@ def start_card_payment(
             payment = lock_payment(payment.pk)
             payment.failure_message = str(exc)[:500]
             set_status(payment, S.FAILED, extra_fields=("failure_message",))
+            record_attempt(
+                payment,
+                outcome=AttemptOutcome.FAILED,
+                key="create-intent",
+                cause_ref="gateway",
+                code="gateway_error",
+                message=payment.failure_message,
+            )
         raise
     Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id__isnull=True).update(
         stripe_payment_intent_id=intent["id"], client_secret=intent.get("client_secret") or ""
@@ -272,6 +331,14 @@ def complete_from_intent(intent: dict, *, cause_ref: str) -> Payment:
                 set_status(payment, S.FAILED, extra_fields=fields)
             else:
                 payment.save(update_fields=[*fields, "updated_at"])
+            record_attempt(
+                payment,
+                outcome=AttemptOutcome.FAILED,
+                key="amount_mismatch",
+                cause_ref=cause_ref,
+                code="amount_mismatch",
+                message=payment.failure_message,
+            )
             fulfilment.failed(payment=payment, canceled=True, cause_ref=cause_ref)
             return payment
         fulfilment.fulfil(payment=payment, intent=intent, fee_cents=fee, cause_ref=cause_ref)
@@ -283,6 +350,9 @@ def complete_from_intent(intent: dict, *, cause_ref: str) -> Payment:
             payment,
             S.SUCCEEDED,
             extra_fields=("lot", "fee_cents", "stripe_charge_id", "failure_message"),
+        )
+        record_attempt(
+            payment, outcome=AttemptOutcome.SUCCEEDED, key="succeeded", cause_ref=cause_ref
         )
     return payment
 
@@ -302,6 +372,9 @@ def fail_from_intent(intent: dict, *, cause_ref: str) -> Payment:
                 set_status(payment, new_status, extra_fields=("failure_message",))
             else:
                 payment.save(update_fields=["failure_message", "updated_at"])
+            record_attempt(
+                payment, cause_ref=cause_ref, **_attempt_of_intent(intent, cause_ref=cause_ref)
+            )
             fulfilment_for(payment.purpose).failed(
                 payment=payment, canceled=canceled, cause_ref=cause_ref
             )
@@ -338,6 +411,9 @@ def record_invoice_payment(*, invoice: dict, user_id: int, cause_ref: str) -> Pa
         payment.stripe_charge_id = _charge_id(invoice)
         _post_fee(payment, source_id=invoice["id"], fee_cents=fee, cause_ref=cause_ref)
         set_status(payment, S.SUCCEEDED, extra_fields=("fee_cents", "stripe_charge_id"))
+        record_attempt(
+            payment, outcome=AttemptOutcome.SUCCEEDED, key="succeeded", cause_ref=cause_ref
+        )
     return payment
 
 

@@ -176,11 +176,14 @@ def confirm(intent_id: str, card_number: str) -> TestModeIntent:
             raise ValueError("Use one of the test cards listed on this page.")
         if card.decline_code:
             intent.status = "requires_payment_method"
+            # As Stripe's: each try is a charge of its own, a decline is card_declined.
+            declined = card.decline_code == "card_declined"
             intent.last_error = {
                 "type": "card_error",
                 "code": card.decline_code,
-                "decline_code": card.decline_code,
                 "message": card.message,
+                "charge": f"ch_test_{secrets.token_hex(12)}",
+                **({"decline_code": "generic_decline"} if declined else {}),
             }
             intent.save(update_fields=["status", "last_error"])
             emit("payment_intent.payment_failed", intent_object(intent))

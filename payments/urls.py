@@ -10,4 +10,9 @@ urlpatterns = [
     ),
     path("api/payments/<str:intent_id>", views.payment_status_api, name="api_payment_status"),
     path("payments/test-checkout/<str:intent_id>/", views.test_checkout, name="test_checkout"),
+    path(
+        "payments/test-checkout/<str:intent_id>/cancel",
+        views.test_checkout_cancel,
+        name="test_checkout_cancel",
+    ),
 ]

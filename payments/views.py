@@ -1,3 +1,4 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -86,9 +87,34 @@ def test_checkout(request, intent_id: str):
             "cards": testmode.CARDS,
             "error": error,
             "already_paid": payment.status == PaymentStatus.SUCCEEDED,
+            "canceled": payment.status == PaymentStatus.CANCELED,
             # What is being paid for, and where "done" and "cancel" lead, by purpose.
             "summary": fulfilment.checkout_summary(payment),
             "done_url": fulfilment.after_payment_url(payment),
             "cancel_url": fulfilment.cancel_url(payment),
         },
     )
+
+
+@login_required
+@require_POST
+def test_checkout_cancel(request, intent_id: str):
+    """ "Cancel" on the test card page: the PaymentIntent is canceled, so it can never be
+    charged, and the buyer is told so on the page they return to."""
+    if not get_gateway().test_mode:
+        raise Http404
+    payment = selectors.payment_for_user(request.user, intent_id)
+    if payment is None:
+        raise Http404
+    fulfilment = fulfilment_for(payment.purpose)
+    if payment.status in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+        try:
+            payment = services.cancel_intent(payment=payment, cause_ref=f"buyer:{request.user.pk}")
+        except GatewayError:
+            messages.error(request, "We could not cancel the payment. Please try again.")
+            return redirect("test_checkout", intent_id=intent_id)
+    if payment.status == PaymentStatus.CANCELED:
+        messages.info(request, "Payment canceled. You were not charged.")
+        return redirect(fulfilment.cancel_url(payment))
+    messages.info(request, "This payment had already gone through.")
+    return redirect(fulfilment.after_payment_url(payment))

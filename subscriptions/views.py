@@ -25,7 +25,7 @@ def subscribe(request):
                 user=request.user,
                 success_url=request.build_absolute_uri(reverse("account_subscription"))
                 + "?welcome=1",
-                cancel_url=request.build_absolute_uri(reverse("subscribe")),
+                cancel_url=request.build_absolute_uri(reverse("subscribe")) + "?canceled=1",
             )
         except AlreadySubscribed as exc:
             messages.info(request, _already_subscribed_message(exc.subscription))
@@ -34,7 +34,11 @@ def subscribe(request):
             messages.error(request, "We could not reach the payment provider. Please try again.")
             return redirect("subscribe")
         return redirect(session["url"])
-    return render(request, "subscriptions/subscribe.html", {"subscription": subscription})
+    return render(
+        request,
+        "subscriptions/subscribe.html",
+        {"subscription": subscription, "canceled": request.GET.get("canceled") == "1"},
+    )
 
 
 def _already_subscribed_message(subscription) -> str:
@@ -72,9 +76,16 @@ def test_checkout(request, session_id: str):
     )
 
 
+# Back from checkout, the page reloads every 2 s until the webhook has recorded the
+# subscription; after this many tries (about a minute) it stops and says so.
+CONFIRM_TRIES = 30
+
+
 @login_required
 def account(request):
     subscription = selectors.current_subscription(request.user)
+    welcome = request.GET.get("welcome", "")
+    tries = int(welcome) if welcome.isdigit() else 0
     portal_url = None
     if subscription and subscription.stripe_customer_id and not get_gateway().test_mode:
         try:
@@ -92,7 +103,11 @@ def account(request):
             "allowance_used": selectors.allowance_used(request.user),
             "allowance_remaining": selectors.allowance_remaining(request.user),
             "portal_url": portal_url,
-            "welcome": request.GET.get("welcome") and not subscription,
+            # Confirming: the only thing the page shows, not "free plan" beside it.
+            "confirming": bool(tries) and not subscription,
+            "confirm_gave_up": tries >= CONFIRM_TRIES,
+            "next_try": tries + 1,
+            "welcome": bool(tries) and subscription is not None and subscription.gives_benefits,
         },
     )
 

@@ -16,14 +16,31 @@ DEFAULT_DURATION_SECONDS = 60
 
 
 class GenerateTrackForm(forms.Form):
-    """The generation request, from the studio page's JSON body."""
+    """The generation request, from the studio page's JSON body. The labels are the
+    studio form's: errors name fields by them, never by their JSON names."""
 
-    title = forms.CharField(max_length=120)
-    prompt = forms.CharField(max_length=1000)
-    genre = forms.CharField(required=False, max_length=32)
-    mood = forms.CharField(required=False, max_length=32)
+    title = forms.CharField(
+        label="Title", max_length=120, error_messages={"required": "Give your track a title."}
+    )
+    prompt = forms.CharField(
+        label="Describe it",
+        max_length=1000,
+        error_messages={"required": "Describe the track you want."},
+    )
+    genre = forms.CharField(label="Genre", required=False, max_length=32)
+    mood = forms.CharField(label="Mood", required=False, max_length=32)
     duration_seconds = forms.IntegerField(
-        required=False, min_value=MIN_DURATION_SECONDS, max_value=MAX_DURATION_SECONDS
+        label="Length",
+        required=False,
+        min_value=MIN_DURATION_SECONDS,
+        max_value=MAX_DURATION_SECONDS,
+        help_text=f"Seconds, {MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS}. "
+        f"Leave blank for {DEFAULT_DURATION_SECONDS} seconds.",
+        error_messages={
+            "invalid": "Enter a whole number of seconds.",
+            "min_value": f"Enter at least {MIN_DURATION_SECONDS} second.",
+            "max_value": f"Enter at most {MAX_DURATION_SECONDS} seconds.",
+        },
     )
 
     def clean_title(self) -> str:
@@ -35,7 +52,7 @@ class GenerateTrackForm(forms.Form):
     def _not_blank(self, name: str) -> str:
         value = self.cleaned_data[name].strip()
         if not value:
-            raise forms.ValidationError("This field is required.")
+            raise forms.ValidationError(self.fields[name].error_messages["required"])
         return value
 
     def clean_genre(self) -> str:
@@ -55,7 +72,12 @@ class GenerateTrackForm(forms.Form):
         return mood
 
     def clean_duration_seconds(self) -> int:
-        return self.cleaned_data["duration_seconds"] or DEFAULT_DURATION_SECONDS
+        duration = self.cleaned_data["duration_seconds"]
+        return DEFAULT_DURATION_SECONDS if duration is None else duration
+
+    def error_fields(self) -> dict[str, str]:
+        """{field: its first error}, in the form's field order."""
+        return {name: errors[0] for name in self.fields if (errors := self.errors.get(name))}
 
 
 class PriceForm(forms.Form):

@@ -1,4 +1,5 @@
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, QuerySet
 
 from purchases import selectors as purchase_selectors
 from subscriptions.selectors import commercial_rights
@@ -59,3 +60,16 @@ def rights_status(track: Track) -> str:
     if not track.had_rights_when_made:
         return "none"
     return "active" if commercial_rights(track.creator) is not None else "lapsed"
+
+
+def new_artists(limit: int = 8):
+    """The newest artists with something to hear: a fan who never published is not
+    listed (their page would be empty)."""
+    published = Track.objects.filter(
+        creator=OuterRef("pk"), is_published=True, status=TrackStatus.READY
+    )
+    return (
+        get_user_model()
+        .objects.filter(Exists(published), is_active=True, is_staff=False)
+        .order_by("-date_joined")[:limit]
+    )

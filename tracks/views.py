@@ -3,19 +3,25 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.selectors import artist_by_slug
+from accounts.selectors import artist_by_slug, moved_artist_slug
 from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance
 from purchases import buttons
-from subscriptions.selectors import allowance_remaining
+from subscriptions.selectors import allowance_remaining, has_active_subscription
 from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
 from tracks.forms import GenerateTrackForm, PriceForm
@@ -62,8 +68,10 @@ def generate_api(request):
         return api_error("invalid_json", "The request body must be a JSON object.")
     form = GenerateTrackForm(body)
     if not form.is_valid():
-        field, errors = next(iter(form.errors.items()))
-        return api_error("invalid", f"{field}: {errors[0]}", field=field)
+        fields = form.error_fields()
+        field, error = next(iter(fields.items()))
+        label = form.fields[field].label
+        return api_error("invalid", f"{label}: {error}", field=field, fields=fields)
     try:
         track = services.request_generation(creator=request.user, **form.cleaned_data)
     except InsufficientCredits:
@@ -92,11 +100,13 @@ def studio(request):
         "tracks/studio.html",
         {
             "tracks": selectors.studio_tracks(request.user),
+            "form": GenerateTrackForm(),
             "genres": GENRE_CHOICES,
             "moods": MOOD_CHOICES,
             "max_duration": MAX_DURATION_SECONDS,
             "balance": balance(request.user),
             "allowance_remaining": allowance_remaining(request.user),
+            "subscribed": has_active_subscription(request.user),
         },
     )
 
@@ -160,7 +170,7 @@ def artist_page(request, slug: str):
         return HttpResponse(cached)
     artist = artist_by_slug(slug)
     if artist is None:
-        raise Http404("No such artist.")
+        return _moved_artist_or_404(request, slug)
 
     def render_tracks() -> str:
         page = Paginator(selectors.published_tracks(artist), ARTIST_PAGE_SIZE).get_page(number)
@@ -184,6 +194,20 @@ def artist_page(request, slug: str):
     response = render(request, "tracks/artist.html", context)
     if anonymous:
         catalog.store_public_page(slug, number, response.content, version)
+    return response
+
+
+def _moved_artist_or_404(request, slug: str) -> HttpResponse:
+    """An artist's old address leads (301) to their page, its query string kept."""
+    current = moved_artist_slug(slug)
+    if current is None:
+        raise Http404("No such artist.")
+    url = reverse("artist_detail", kwargs={"slug": current})
+    if query := request.META.get("QUERY_STRING"):
+        url = f"{url}?{query}"
+    response = HttpResponsePermanentRedirect(url)
+    # Not cached for ever: the artist may take the old address back one day.
+    response["Cache-Control"] = "max-age=86400"
     return response
 
 

@@ -9,13 +9,46 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
+  // Mark the fields the server refused: aria-invalid, the red outline, the message.
+  function clearErrors() {
+    form.querySelectorAll("[aria-invalid]").forEach((input) => input.removeAttribute("aria-invalid"));
+    form.querySelectorAll(".field-error").forEach((field) => field.classList.remove("field-error"));
+    form.querySelectorAll("p.error").forEach((p) => { p.hidden = true; p.textContent = ""; });
+  }
+
+  function showErrors(fields) {
+    let first = null;
+    for (const [name, message] of Object.entries(fields || {})) {
+      const input = form.elements.namedItem(name);
+      if (!input) continue;
+      input.setAttribute("aria-invalid", "true");
+      input.closest(".field").classList.add("field-error");
+      const slot = document.getElementById(`${input.id}-error`);
+      if (slot) { slot.textContent = message; slot.hidden = false; }
+      first = first || input;
+    }
+    if (first) first.focus();
+  }
+
   if (form) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const data = Object.fromEntries(new FormData(form).entries());
-      data.duration_seconds = parseInt(data.duration_seconds || "60", 10);
+      // A number field reads as blank when what was typed is not a number: say so
+      // instead of making a track of the default length.
+      if (form.elements.duration_seconds.validity.badInput) {
+        clearErrors();
+        status.className = "error";
+        status.textContent = "Length: Enter a whole number of seconds.";
+        showErrors({ duration_seconds: "Enter a whole number of seconds." });
+        return;
+      }
+      // Blank means the default length (the help text says which): let the server decide.
+      if (!data.duration_seconds.trim()) delete data.duration_seconds;
       const button = form.querySelector("button");
       button.disabled = true;
+      clearErrors();
+      status.className = "";
       status.textContent = "Starting…";
       try {
         const response = await fetch("/api/tracks/generate", {
@@ -31,7 +64,9 @@
         }
         status.innerHTML = "";
         status.className = "error";
-        status.append(body.message || "Something went wrong.");
+        const refused = Object.keys(body.fields || {}).length;
+        status.append(refused > 1 ? `Check the ${refused} marked fields.` : body.message || "Something went wrong.");
+        showErrors(body.fields);
         if (body.buy_url) {
           const link = document.createElement("a");
           link.href = body.buy_url;
