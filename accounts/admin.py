@@ -90,6 +90,9 @@ class UserAdmin(BaseUserAdmin):
         ),
     ]
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # a new account has no old addresses
+
     def save_model(self, request, obj, form, change):
         if not change:
             services.create_account(obj)  # a slug when left empty, and the Free gift
