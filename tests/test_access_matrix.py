@@ -261,6 +261,25 @@ CASES = [
     # --- credits and payments -------------------------------------------------------
     page("credits page", lambda w: "/credits/", other=None, staff=None),
     api("balance api", lambda w: "/api/credits/balance", other=None, staff=None),
+    api("history api", lambda w: "/api/credits/history", other=None, staff=None),
+    api("stats api", lambda w: "/api/credits/stats", other=None, staff=None),
+    *(
+        page(
+            f"{kind} export",
+            lambda w, kind=kind: f"/accounts/profile/export/{kind}.csv",
+            other=None,
+            staff=None,
+        )
+        for kind in ("ledger", "purchases", "payments")
+    ),
+    page(
+        "notices setting",
+        lambda w: "/accounts/profile/notices/",
+        method="POST",
+        data=lambda w: {},
+        other=None,
+        staff=None,
+    ),
     api(
         "buy a package",
         lambda w: "/api/credits/packages/starter/purchase",
@@ -493,8 +512,18 @@ def test_a_receipt_is_for_its_fan_and_for_staff_who_may_view_purchases(world):
 # --- Pages that show each visitor their own: nobody else's ------------------------------
 
 
+def csv_export(client, kind: str) -> str:
+    response = client.get(f"/accounts/profile/export/{kind}.csv")
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode()
+
+
 def test_own_pages_show_nothing_of_anyone_elses(world):
     fan, artist = world["fan"], world["artist"]
+    own = Client()
+    own.force_login(fan)  # what the checks below must not find elsewhere is there for the fan
+    assert "Cheap Thrill" in csv_export(own, "purchases")
+    assert "Starter" in csv_export(own, "ledger") and "Starter" in csv_export(own, "payments")
     for who in ("other", "staff"):
         client = visitor(who)
         me = client.get("/accounts/profile/").wsgi_request.user
@@ -515,6 +544,14 @@ def test_own_pages_show_nothing_of_anyone_elses(world):
         assert not {lot["id"] for lot in balance["lots"]} & fan_lots
         credits = client.get("/credits/").content.decode()
         assert "Frankie Fan" not in credits
+        history = client.get("/api/credits/history").json()
+        assert history["total"] == 1  # their own welcome gift, nothing of the fan's
+        fan_entries = set(LedgerEntry.objects.filter(user=fan).values_list("pk", flat=True))
+        assert not {entry["id"] for entry in history["entries"]} & fan_entries
+        assert client.get("/api/credits/stats").json()["total_spent"] == 0
+        for kind in ("ledger", "purchases", "payments"):
+            export = csv_export(client, kind)
+            assert "Cheap Thrill" not in export and "Starter" not in export, kind
         subscription = client.get("/account/subscription/")
         assert subscription.context["subscription"] is None
         assert database_state() == before
