@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import mail
+from core.queue import delay_on_commit
 from credits.selectors import EXPIRY_WARNING
 from notices import messages
 from notices.models import RECEIPT_KINDS, Notice, NoticeKind
@@ -35,16 +36,31 @@ def _now() -> dt.datetime:
 
 
 def _queue(notice_ids: list[int]) -> None:
-    if not notice_ids:
-        return
+    from notices.tasks import send_notice
 
-    def send():
-        from notices.tasks import send_notice
+    for notice_id in notice_ids:
+        delay_on_commit(send_notice, notice_id)
 
-        for notice_id in notice_ids:
-            send_notice.delay(notice_id)
 
-    transaction.on_commit(send)
+# An e-mail still unsent this long after its claim lost its task (the broker was down at
+# commit, or the worker died); older than SWEEP_UNTIL, it is no longer worth sending.
+SWEEP_AFTER = dt.timedelta(minutes=10)
+SWEEP_UNTIL = dt.timedelta(days=7)
+
+
+def unsent(*, now: dt.datetime | None = None) -> list[int]:
+    """Claimed e-mails that were neither sent nor skipped and whose task was lost."""
+    now = now or _now()
+    return list(
+        Notice.objects.filter(
+            sent_at__isnull=True,
+            skipped="",
+            created_at__lte=now - SWEEP_AFTER,
+            created_at__gt=now - SWEEP_UNTIL,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 _CLAIM_SQL = """

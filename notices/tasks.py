@@ -26,3 +26,32 @@ def expiring_credits() -> int:
     claimed = services.claim_expiring_lots()
     logger.info("expiring-credit notices claimed", extra={"notices": claimed})
     return claimed
+
+
+@shared_task(name="notices.send_unsent")
+def send_unsent(now: str | None = None) -> int:
+    """Every 10 minutes: queue again the receipts and notices whose send task was lost
+    (the broker was down at commit, or a worker died holding it). Sending is once per
+    row, so a sweep that overlaps a slow task sends nothing twice."""
+    import datetime as dt
+
+    from purchases import services as purchases
+    from purchases.tasks import send_receipt
+
+    moment = dt.datetime.fromisoformat(now) if now else None
+    notice_ids = services.unsent(now=moment)
+    receipt_ids = purchases.unsent_receipts(
+        now=moment or services._now(),
+        sweep_after=services.SWEEP_AFTER,
+        sweep_until=services.SWEEP_UNTIL,
+    )
+    for notice_id in notice_ids:
+        send_notice.delay(notice_id)
+    for purchase_id in receipt_ids:
+        send_receipt.delay(purchase_id)
+    if notice_ids or receipt_ids:
+        logger.warning(
+            "unsent e-mail queued again",
+            extra={"notices": len(notice_ids), "receipts": len(receipt_ids)},
+        )
+    return len(notice_ids) + len(receipt_ids)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.queue import delay_on_commit
 from credits import services as credit_services
 from credits.exceptions import InsufficientCredits
 from credits.models import Cause
@@ -321,13 +322,9 @@ def _store_split(purchase: Purchase, split: postings.Split) -> None:
 
 def _after_completion(purchase: Purchase) -> None:
     _log("purchase completed", purchase)
+    from purchases.tasks import send_receipt
 
-    def send():
-        from purchases.tasks import send_receipt
-
-        send_receipt.delay(purchase.pk)
-
-    transaction.on_commit(send)
+    delay_on_commit(send_receipt, purchase.pk)
 
 
 # --- Card completion, failure, refunds and disputes (from purchases.fulfilment) -----
@@ -513,6 +510,19 @@ def _refund_credits(pk: int, *, staff_user, reason: str) -> Purchase:
 
 
 # --- Receipts and logs ---------------------------------------------------------------
+
+
+def unsent_receipts(*, now: dt.datetime, sweep_after: dt.timedelta, sweep_until: dt.timedelta):
+    """Completed purchases whose receipt task was lost (see notices.send_unsent)."""
+    return list(
+        Purchase.objects.filter(
+            receipt_sent_at__isnull=True,
+            completed_at__lte=now - sweep_after,
+            completed_at__gt=now - sweep_until,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 def send_receipt(*, purchase_id: int) -> bool:

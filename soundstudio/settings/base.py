@@ -198,6 +198,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracks.fail_stuck_generations",
         "schedule": crontab(minute="*/10"),
     },
+    "send-unsent-mail": {"task": "notices.send_unsent", "schedule": crontab(minute="*/10")},
     "expiring-credits": {"task": "notices.expiring_credits", "schedule": crontab(hour=9, minute=3)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
