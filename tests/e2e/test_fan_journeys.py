@@ -22,8 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def low_tide():
-    """A published track at 3 credits ($3.00), by an artist with a page."""
+def low_tide(site):
+    """A published track at 3 credits ($3.00), by an artist with a page (its files in
+    the media folder the live site and the worker share)."""
     # A name of its own: cached artist pages are keyed by slug, and the flushed
     # database of the previous journey may have had an artist of the same name.
     artist = UserFactory(display_name=f"Tide Keeper {uuid.uuid4().hex[:6]}")
