@@ -69,16 +69,17 @@ class ArtistContent(NamedTuple):
 
 
 def content(
-    slug: str, page: str | None, render: Callable[[], ArtistContent]
-) -> tuple[int, ArtistContent]:
+    slug: str, page: str | None, render: Callable[[], ArtistContent | None]
+) -> tuple[int, ArtistContent | None]:
     """The page's shared content (version, content), from the cache while current.
 
-    `render` may raise (Http404 for an unknown slug): nothing is cached then.
+    `render` returns None for a slug that is nobody's: that is not cached.
     """
     key = f"artist-content:{slug}:{page or 1}"
     version, found = _lookup(slug, key)
-    if found is None:
-        found = render()
-        cache.set(key, (version, tuple(found)))
-        return version, found
-    return version, ArtistContent(*found)
+    if found is not None:
+        return version, ArtistContent(*found)
+    rendered = render()
+    if rendered is not None:
+        cache.set(key, (version, tuple(rendered)))
+    return version, rendered

@@ -159,10 +159,10 @@ def artist_page(request, slug: str):
     if anonymous and (cached := catalog.public_page(slug, number)) is not None:
         return HttpResponse(cached)
 
-    def render_content() -> catalog.ArtistContent:
+    def render_content() -> catalog.ArtistContent | None:
         artist = artist_by_slug(slug)
         if artist is None:
-            raise Http404("No such artist.")
+            return None
         page = Paginator(selectors.published_tracks(artist), ARTIST_PAGE_SIZE).get_page(number)
         # URLs built from one reverse() per page instead of three per track.
         base = reverse("track_detail", kwargs={"track_id": 0}).removesuffix("0/")
@@ -174,6 +174,8 @@ def artist_page(request, slug: str):
     # The content is everyone's, cached with the artist's id (no query for the artist
     # while it is current); each visitor's Buy buttons are filled in here.
     version, content = catalog.content(slug, number, render_content)
+    if content is None:
+        raise Http404("No such artist.")
     credits = balance(request.user) if request.user.is_authenticated else None
     html = buttons.fill(
         content.html,
