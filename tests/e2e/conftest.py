@@ -19,6 +19,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -74,11 +75,12 @@ def e2e_media(tmp_path_factory):
 
 
 def _test_database_url() -> str:
-    db = settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
+    """DATABASE_URL for the worker: the test database pytest-django made (the last part
+    of the URL's path is the database's name, also in the socket form that the
+    embedded PostgreSQL of `make test` uses)."""
+    url = urlsplit(os.environ["DATABASE_URL"])
+    path = url.path.rsplit("/", 1)[0] + "/" + quote(settings.DATABASES["default"]["NAME"])
+    return urlunsplit(url._replace(path=path))
 
 
 @pytest.fixture(scope="session")
