@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from purchases.models import LIVE, PaymentMethod, Purchase, PurchaseStatus
@@ -139,6 +140,22 @@ class Offer:
     for_sale: bool
 
 
+# purchases.models.LIVE as SQL, for the artist page's hot path: building the ORM query
+# cost more than the rest of the page's buttons. A test holds the two equal.
+LIVE_SQL = "(status IN ('pending', 'completed', 'disputed') OR (status = 'failed' AND flag = ''))"
+
+
+def live_statuses(fan_id: int, track_ids: list[int]) -> dict[int, str]:
+    """{track_id: status} of the fan's live purchases among the tracks: one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT track_id, status FROM {Purchase._meta.db_table}"  # noqa: S608 - constants only
+            f" WHERE fan_id = %s AND track_id = ANY(%s) AND {LIVE_SQL}",
+            [fan_id, track_ids],
+        )
+        return dict(cursor.fetchall())
+
+
 def buy_buttons(user, offers: Iterable[Offer], *, artist_id: int, balance: int | None):
     """The Buy button of each offered track (all by `artist_id`), in one query at most.
 
@@ -147,11 +164,7 @@ def buy_buttons(user, offers: Iterable[Offer], *, artist_id: int, balance: int |
     offers = list(offers)
     states: dict[int, str] = {}
     if user.is_authenticated and user.pk != artist_id and offers:
-        states = dict(
-            Purchase.objects.filter(
-                LIVE, fan_id=user.pk, track_id__in=[o.track_id for o in offers]
-            ).values_list("track_id", "status")
-        )
+        states = live_statuses(user.pk, [o.track_id for o in offers])
     buttons = {}
     for offer in offers:
         status = states.get(offer.track_id)

@@ -6,14 +6,16 @@ remembers the version it was made under and is used only while that version is
 current, so a stale page is never served and nothing needs deleting. Reading the
 version and the entry is one Redis round trip.
 
-Two kinds of entry: the track list fragment (shared by everyone), and the whole
-page for anonymous visitors, whose page has nothing personal in it.
+Two kinds of entry: the page's content (the artist's header and track list, shared
+by everyone, with the artist's id so a cached page needs no query for the artist),
+and the whole page for anonymous visitors, whose page has nothing personal in it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import transaction
@@ -58,11 +60,26 @@ def current_version(slug: str) -> int:
     return _lookup(slug, "")[0]
 
 
-def track_list(slug: str, page: str | None, render: Callable[[], str]) -> tuple[int, str]:
-    """The rendered track list (version, html), from the cache while current."""
-    key = f"artist-tracks:{slug}:{page or 1}"
-    version, html = _lookup(slug, key)
-    if html is None:
-        html = render()
-        cache.set(key, (version, html))
-    return version, html
+class ArtistContent(NamedTuple):
+    """What an artist page shows the same to everyone, rendered."""
+
+    artist_id: int
+    display_name: str
+    html: str  # the header and the track list, with a Buy placeholder per track
+
+
+def content(
+    slug: str, page: str | None, render: Callable[[], ArtistContent | None]
+) -> tuple[int, ArtistContent | None]:
+    """The page's shared content (version, content), from the cache while current.
+
+    `render` returns None for a slug that is nobody's: that is not cached.
+    """
+    key = f"artist-content:{slug}:{page or 1}"
+    version, found = _lookup(slug, key)
+    if found is not None:
+        return version, ArtistContent(*found)
+    rendered = render()
+    if rendered is not None:
+        cache.set(key, (version, tuple(rendered)))
+    return version, rendered

@@ -168,27 +168,33 @@ def artist_page(request, slug: str):
     anonymous = not request.user.is_authenticated and "messages" not in request.COOKIES
     if anonymous and (cached := catalog.public_page(slug, number)) is not None:
         return HttpResponse(cached)
-    artist = artist_by_slug(slug)
-    if artist is None:
-        return _moved_artist_or_404(request, slug)
 
-    def render_tracks() -> str:
+    def render_content() -> catalog.ArtistContent | None:
+        artist = artist_by_slug(slug)
+        if artist is None:
+            return None
         page = Paginator(selectors.published_tracks(artist), ARTIST_PAGE_SIZE).get_page(number)
         # URLs built from one reverse() per page instead of three per track.
         base = reverse("track_detail", kwargs={"track_id": 0}).removesuffix("0/")
-        return render_to_string("tracks/_artist_tracks.html", {"page": page, "track_base": base})
+        html = render_to_string(
+            "tracks/_artist_tracks.html", {"artist": artist, "page": page, "track_base": base}
+        )
+        return catalog.ArtistContent(artist.pk, artist.display_name, html)
 
-    version, tracks_html = catalog.track_list(slug, number, render_tracks)
-    # The cached list is everyone's; each visitor's Buy buttons are filled in here.
+    # The content is everyone's, cached with the artist's id (no query for the artist
+    # while it is current); each visitor's Buy buttons are filled in here.
+    version, content = catalog.content(slug, number, render_content)
+    if content is None:
+        return _moved_artist_or_404(request, slug)
     credits = balance(request.user) if request.user.is_authenticated else None
-    tracks_html = buttons.fill(
-        tracks_html,
+    html = buttons.fill(
+        content.html,
         request.user,
-        artist_id=artist.pk,
+        artist_id=content.artist_id,
         balance=credits,
         next_url=request.get_full_path(),
     )
-    context = {"artist": artist, "tracks_html": mark_safe(tracks_html)}  # noqa: S308 - our own rendered template
+    context = {"artist_name": content.display_name, "content_html": mark_safe(html)}  # noqa: S308 - our own rendered template
     if credits is not None:
         context["header_balance"] = credits  # already read: the header needs no query of its own
     response = render(request, "tracks/artist.html", context)
