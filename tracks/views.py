@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.selectors import artist_by_slug, moved_artist_slug
 from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
-from credits.selectors import balance
+from credits.selectors import balance, header_credits
 from purchases import buttons
 from subscriptions.selectors import allowance_remaining, has_active_subscription
 from tracks import catalog, selectors, services
@@ -186,7 +186,8 @@ def artist_page(request, slug: str):
     version, content = catalog.content(slug, number, render_content)
     if content is None:
         return _moved_artist_or_404(request, slug)
-    credits = balance(request.user) if request.user.is_authenticated else None
+    header = _header_credits(request)
+    credits = header.get("header_balance")
     html = buttons.fill(
         content.html,
         request.user,
@@ -194,13 +195,24 @@ def artist_page(request, slug: str):
         balance=credits,
         next_url=request.get_full_path(),
     )
-    context = {"artist_name": content.display_name, "content_html": mark_safe(html)}  # noqa: S308 - our own rendered template
-    if credits is not None:
-        context["header_balance"] = credits  # already read: the header needs no query of its own
+    context = {"artist_name": content.display_name, "content_html": mark_safe(html), **header}  # noqa: S308 - our own rendered template
     response = render(request, "tracks/artist.html", context)
     if anonymous:
         catalog.store_public_page(slug, number, response.content, version)
     return response
+
+
+def _header_credits(request) -> dict:
+    """The header's credit figures, read once here because the Buy buttons need the
+    balance too (the context processor then makes no query of its own)."""
+    if not request.user.is_authenticated:
+        return {}
+    credits = header_credits(request.user)
+    return {
+        "header_balance": credits.balance,
+        "header_expiring": credits.expiring,
+        "header_expiring_at": credits.expiring_at,
+    }
 
 
 def _moved_artist_or_404(request, slug: str) -> HttpResponse:
@@ -227,12 +239,14 @@ def track_detail(request, track_id: int):
         "is_owner": request.user.is_authenticated and request.user.pk == track.creator_id,
     }
     if track.is_published:
-        credits = balance(request.user) if request.user.is_authenticated else None
+        header = _header_credits(request)
         context["buy_button"] = buttons.for_track(
-            request.user, track, balance=credits, next_url=request.get_full_path()
+            request.user,
+            track,
+            balance=header.get("header_balance"),
+            next_url=request.get_full_path(),
         )
-        if credits is not None:
-            context["header_balance"] = credits
+        context.update(header)
     return render(request, "tracks/track.html", context)
 
 

@@ -45,7 +45,7 @@ def test_a_creator_signs_up_subscribes_generates_publishes_and_prices(journey):
     page.goto("/studio/")
     page.get_by_label("Title").fill("Harbour Lights")
     # 45 s of audio takes the engine about a second: long enough to see the bar.
-    page.get_by_label("Length (seconds", exact=False).fill("45")
+    page.get_by_label("Length", exact=True).fill("45")
     page.get_by_label("Describe it").fill("neon rain over the harbour")
     page.get_by_role("button", name="Generate").click()
     row = page.locator(".studio-track", has_text="Harbour Lights")
