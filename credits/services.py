@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -646,19 +646,33 @@ def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) 
         "staff_user": staff_user,
         "reason": reason.strip(),
     }
+    try:
+        return _adjust_once(user, amount, idempotency_key, fields, staff_user)
+    except IntegrityError:
+        # The same key applied for another user at the same moment (their wallet lock
+        # is not ours): the one that committed stands, and this is its resubmit.
+        existing = _entry_for(idempotency_key)
+        if existing is None:
+            raise
+        return _same_adjustment(existing, user=user, amount=amount, key=idempotency_key)
+
+
+def _same_adjustment(existing: LedgerEntry, *, user, amount: int, key: str) -> LedgerEntry:
+    """A repeated submit is the same adjustment; an old form sent again for another
+    user or amount is refused, changing nothing."""
+    entry = _same_cause(existing, user_id=user.pk, kinds=(EntryKind.ADJUST,))
+    if entry.amount != amount:
+        raise IdempotencyConflict(f"Idempotency key {key!r} was already used for another change.")
+    return entry
+
+
+def _adjust_once(user, amount: int, idempotency_key: str, fields: dict, staff_user) -> LedgerEntry:
     with transaction.atomic():
         wallet = _lock_wallet(user.pk)
         now = _now()
         existing = _entry_for(idempotency_key)
         if existing is not None:
-            # A repeated submit is the same adjustment; an old form sent again for
-            # another user or amount is refused, changing nothing.
-            entry = _same_cause(existing, user_id=user.pk, kinds=(EntryKind.ADJUST,))
-            if entry.amount != amount:
-                raise IdempotencyConflict(
-                    f"Idempotency key {idempotency_key!r} was already used for another change."
-                )
-            return entry
+            return _same_adjustment(existing, user=user, amount=amount, key=idempotency_key)
         if amount > 0:
             lot = grant(
                 user=user,
@@ -675,7 +689,7 @@ def adjust(*, user, amount: int, staff_user, reason: str, idempotency_key: str) 
             event="credits_removed_by_staff",
             memo="Credits removed by staff",
             staff_user=staff_user,
-            reason=reason.strip(),
+            reason=fields["reason"],
         )
         return entry
 

@@ -376,3 +376,40 @@ def test_the_artist_page_is_invalidated_only_after_the_delete_commits(monkeypatc
 
     assert seen == [(False, False)]
     assert not Track.objects.filter(pk=track.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("amounts", [(3, 3), (3, -2), (-2, -2)])
+def test_one_old_adjust_form_sent_for_two_users_at_once_applies_once(amounts):
+    """Two staff send the same old form for two users at the same moment: they lock
+    different wallets, so neither sees the other's entry; one applies, the other gets
+    the clear refusal (never an IntegrityError, a 500 in admin)."""
+    import uuid
+
+    from credits import services
+    from credits.exceptions import IdempotencyConflict
+    from credits.models import LedgerEntry
+    from credits.selectors import balance
+    from tests.factories import UserFactory
+    from tests.threads import run_threads
+
+    from accounts.models import User
+
+    staff = UserFactory()
+    User.objects.filter(pk=staff.pk).update(is_staff=True)
+    staff = User.objects.get(pk=staff.pk)
+    first, second = UserFactory(), UserFactory()
+    key = f"adjust:{uuid.uuid4()}"
+
+    def adjust(user, amount):
+        return lambda: services.adjust(
+            user=user, amount=amount, staff_user=staff, reason="race", idempotency_key=key
+        )
+
+    outcomes = run_threads([adjust(first, amounts[0]), adjust(second, amounts[1])])
+
+    errors = [exc for _, exc in outcomes if exc is not None]
+    assert len(errors) == 1 and isinstance(errors[0], IdempotencyConflict), outcomes
+    assert LedgerEntry.objects.filter(idempotency_key=key).count() == 1
+    changed = [u for u, a in zip((first, second), amounts, strict=True) if balance(u) == 5 + a]
+    assert len(changed) == 1
