@@ -244,6 +244,9 @@ def explain_balance(user, *, entries_limit: int = 200) -> BalanceExplained:
         .select_related("staff_user")
         .order_by("-created_at", "-id")[:entries_limit]
     )
+    from credits.reasons import describe
+
+    describe(entries)  # what the user's own history calls each entry
     return BalanceExplained(
         balance=balance(user),
         cached=cached,

@@ -339,3 +339,8 @@ def test_the_credits_page_queries_do_not_grow_with_the_history(client, walked):
         credit_services.spend(user=walked, amount=1, reason="test", idempotency_key=f"s{n}")
 
     assert queries() <= before <= 15  # a page of 25 named in a fixed handful of queries
+
+
+def test_the_admin_money_panel_names_entries_as_the_user_sees_them(admin_client, user):
+    page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert "The user sees" in page and "Free welcome credits" in page
