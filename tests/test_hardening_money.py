@@ -386,14 +386,13 @@ def test_one_old_adjust_form_sent_for_two_users_at_once_applies_once(amounts):
     the clear refusal (never an IntegrityError, a 500 in admin)."""
     import uuid
 
+    from accounts.models import User
     from credits import services
     from credits.exceptions import IdempotencyConflict
     from credits.models import LedgerEntry
     from credits.selectors import balance
     from tests.factories import UserFactory
     from tests.threads import run_threads
-
-    from accounts.models import User
 
     staff = UserFactory()
     User.objects.filter(pk=staff.pk).update(is_staff=True)
