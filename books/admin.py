@@ -5,7 +5,7 @@ from django.utils.html import format_html, format_html_join
 from books import money
 from books.audit import CHECKS
 from books.models import NORMAL_SIDE, Account, AuditRun, JournalLine, JournalTransaction, NormalSide
-from core.admin_base import ReadOnlyAdmin
+from core.admin_base import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(Account)
@@ -26,18 +26,9 @@ class AccountAdmin(ReadOnlyAdmin):
         return money.display(total)
 
 
-class JournalLineInline(admin.TabularInline):
+class JournalLineInline(ReadOnlyInline):
     model = JournalLine
     fields = ["account", "debit", "credit"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Debit")
     def debit(self, obj):

@@ -7,7 +7,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from books import money
-from core.admin_base import ReadOnlyAdmin
+from core.admin_base import ReadOnlyAdmin, ReadOnlyInline
 from credits import services
 from credits.exceptions import IdempotencyConflict, InsufficientCredits
 from credits.forms import AdjustCreditsForm
@@ -55,18 +55,9 @@ class CreditLotAdmin(ReadOnlyAdmin):
         return money.display(obj.cost_left_cents)
 
 
-class LedgerEntryLotInline(admin.TabularInline):
+class LedgerEntryLotInline(ReadOnlyInline):
     model = LedgerEntryLot
     fields = ["lot", "amount", "cost_cents"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LedgerEntry)

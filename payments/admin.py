@@ -5,42 +5,24 @@ from django.utils.html import format_html, format_html_join
 
 from books import money
 from books.models import AccountCode, JournalLine
-from core.admin_base import ReadOnlyAdmin
+from core.admin_base import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_confirm import DeskActionsMixin, confirm_action
 from payments import services
 from payments.gateway import GatewayError
 from payments.models import Payment, PaymentAttempt, PaymentStatus, Refund, StaffAction
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
     fields = ["stripe_refund_id", "amount_cents", "created_at", "staff_user", "reason", "cause_ref"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
-class PaymentAttemptInline(admin.TabularInline):
+class PaymentAttemptInline(ReadOnlyInline):
     """Every try and how it ended (declined, failed, canceled, succeeded)."""
 
     model = PaymentAttempt
     verbose_name_plural = "Attempts"
     fields = ["created_at", "outcome", "code", "message", "cause_ref"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Payment)
