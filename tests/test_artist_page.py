@@ -65,14 +65,14 @@ def test_the_signed_in_artist_page_takes_the_same_queries_for_5_or_40_tracks(
         assert response.status_code == 200
         return response.content.decode()
 
-    # Cold (content not cached): session, user, artist, track count, tracks, balance,
-    # the fan's purchases among the page's tracks.
+    # Cold (content not cached): user, artist, track count, tracks, balance, the fan's
+    # purchases among the page's tracks. The session comes from the cache.
     for artist in (small, large):
-        with django_assert_num_queries(7):
+        with django_assert_num_queries(6):
             view(artist)
     # Warm: the content comes from the cache with the artist's id.
     for artist in (small, large):
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(3):
             html = view(artist)
     assert header_balance(html) == "1"  # 5 - 2 - 2: one cheap track bought from each artist
 
