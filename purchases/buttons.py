@@ -67,12 +67,31 @@ def for_track(user, track, *, balance: int | None, next_url: str) -> SafeString:
     return render(button, next_url=next_url)
 
 
-def fill(html: str, user, *, artist_id: int, balance: int | None, next_url: str) -> str:
-    """Replace every placeholder in a cached track list with this visitor's button."""
-    offers = [
+def offers_in(html: str) -> list[Offer]:
+    """The tracks whose Buy placeholders the HTML holds, in page order."""
+    return [
         Offer(int(track_id), int(price), for_sale == "1")
         for track_id, price, for_sale in PLACEHOLDER.findall(html)
     ]
-    buttons = buy_buttons(user, offers, artist_id=artist_id, balance=balance)
+
+
+def fill(
+    html: str,
+    user,
+    *,
+    artist_id: int,
+    balance: int | None,
+    next_url: str,
+    offers: list[Offer] | None = None,
+    states: dict[int, str] | None = None,
+) -> str:
+    """Replace every placeholder in a cached track list with this visitor's button.
+
+    `offers` (offers_in) and the fan's live purchases among them (`states`), when the
+    caller has read them already; else they are read here.
+    """
+    if offers is None:
+        offers = offers_in(html)
+    buttons = buy_buttons(user, offers, artist_id=artist_id, balance=balance, states=states)
     render_one = _Renderer(next_url)
     return PLACEHOLDER.sub(lambda match: render_one(buttons[int(match.group(1))]), html)
