@@ -82,8 +82,13 @@ HEADER_CREDITS_SQL = (
 
 
 def header_credits_params(user) -> dict:
+    return {"u": user.pk, **expiry_window()}
+
+
+def expiry_window() -> dict:
+    """HEADER_CREDITS_SQL's parameters but the user's (%(u)s)."""
     now = _now()
-    return {"u": user.pk, "now": now, "soon": now + EXPIRY_WARNING}
+    return {"now": now, "soon": now + EXPIRY_WARNING}
 
 
 def header_credits(user) -> HeaderCredits:

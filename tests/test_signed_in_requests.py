@@ -77,3 +77,42 @@ def test_signing_in_uses_the_account_backend(client):
     )
     assert response.status_code == 302
     assert client.session["_auth_user_backend"] == "accounts.backends.AccountBackend"
+
+
+def test_a_page_reads_its_own_rows_with_the_user_in_one_query(client, django_assert_num_queries):
+    from accounts.backends import read_with_user
+
+    user = UserFactory()
+    client.force_login(user)
+    request = client.get(PAGE).wsgi_request  # a request with this session
+    from django.contrib.auth import get_user
+
+    request.__dict__.pop("_cached_user", None)
+    with django_assert_num_queries(1), read_with_user("SELECT %(u)s + 1 AS next", {}) as extra:
+        assert get_user(request) == user
+    assert extra.row == (user.pk + 1,)
+
+
+def test_what_is_read_with_a_user_who_may_not_sign_in_is_nobodys(client):
+    from django.contrib.auth import get_user
+
+    from accounts.backends import read_with_user
+
+    user = UserFactory()
+    client.force_login(user)
+    request = client.get(PAGE).wsgi_request
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    with read_with_user("SELECT 1 AS one", {}):
+        assert not get_user(request).is_authenticated
+
+
+def test_the_artist_page_of_a_session_from_before_reads_the_fan_separately(client):
+    from tests.purchases_helpers import published_track
+
+    artist = UserFactory()
+    track = published_track(artist, price=2, title="Old session song")
+    fan = UserFactory()
+    client.force_login(fan, backend="django.contrib.auth.backends.ModelBackend")
+    assert client.post(f"/api/tracks/{track.pk}/purchase").json()["status"] == "completed"
+    html = client.get(f"/artists/{artist.slug}/").content.decode()
+    assert "In your collection" in html and "3 credits</a>" in html

@@ -16,13 +16,14 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.backends import read_with_user
 from accounts.selectors import artist_by_slug, moved_artist_slug
 from core import shell
 from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance, header_credits
 from purchases import buttons
-from purchases.selectors import fan_page_state
+from purchases.selectors import fan_page_state, fan_page_state_of, fan_page_state_query
 from subscriptions.selectors import allowance_remaining, has_active_subscription
 from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
@@ -167,7 +168,8 @@ def delete(request, track_id: int):
 def artist_page(request, slug: str):
     number = request.GET.get("page")
     if request.session.session_key is not None:
-        # Perhaps signed in: the signed-in page's shell comes with the session.
+        # Perhaps signed in: the signed-in page's shell comes with the session, and
+        # what is the fan's own on it with the user.
         page = catalog.shell(
             slug,
             number,
@@ -175,8 +177,12 @@ def artist_page(request, slug: str):
             lambda: _render_shell(slug, number),
             session=request.session,
         )
-        if request.user.is_authenticated:
-            return _signed_in_artist_page(request, slug, page)
+        offers = buttons.offers_in(page.html) if page else []
+        sql, params = fan_page_state_query([offer.track_id for offer in offers])
+        with read_with_user(sql, params) as state:
+            signed_in = request.user.is_authenticated
+        if signed_in:
+            return _signed_in_artist_page(request, slug, page, offers, state.row)
     # Anonymous visitors get a cached copy: their page has nothing personal in it.
     anonymous = "messages" not in request.COOKIES
     if anonymous and (cached := catalog.public_page(slug, number)) is not None:
@@ -206,16 +212,18 @@ def _render_shell(slug: str, number: str | None) -> catalog.ArtistShell | None:
     return catalog.ArtistShell(content.artist_id, shell.render("tracks/artist.html", context))
 
 
-def _signed_in_artist_page(request, slug: str, page: catalog.ArtistShell | None) -> HttpResponse:
+def _signed_in_artist_page(request, slug: str, page, offers, state_row) -> HttpResponse:
     """The page drawn once for every signed-in visitor (a shell, cached while the
     artist's version is current); this visitor's header, messages and Buy buttons are
-    filled in from one query, made on every view, so they are never stale."""
+    filled in from what was read with the user (or here, if it was not), on every
+    view, so they are never stale."""
     if page is None:
         return _moved_artist_or_404(request, slug)
     user = request.user
-    offers = buttons.offers_in(page.html)
-    own = user.pk == page.artist_id
-    credits, states = fan_page_state(user, [] if own else [o.track_id for o in offers])
+    if state_row is not None:
+        credits, states = fan_page_state_of(state_row)
+    else:
+        credits, states = fan_page_state(user, [offer.track_id for offer in offers])
     html = buttons.fill(
         page.html,
         user,
