@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from html import escape
 
 from django.contrib.messages import get_messages
@@ -52,9 +53,15 @@ class _ShellUser:
 def key() -> str:
     """What a cached shell depends on besides its page (see the module's docstring)."""
     values = site(None)
-    parts = f"{timezone.localtime().year}:{values['stripe_test_mode']:d}:"
-    publishable = values["stripe_publishable_key"].encode()
-    return parts + hashlib.blake2b(publishable, digest_size=6).hexdigest()
+    return _key(
+        timezone.localtime().year, values["stripe_test_mode"], values["stripe_publishable_key"]
+    )
+
+
+@lru_cache(maxsize=16)
+def _key(year: int, test_mode: bool, publishable_key: str) -> str:
+    digest = hashlib.blake2b(publishable_key.encode(), digest_size=6).hexdigest()
+    return f"{year}:{test_mode:d}:{digest}"
 
 
 def render(template_name: str, context: dict) -> str:

@@ -9,6 +9,7 @@ track page renders its one button with `render`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from html import escape
 from urllib.parse import quote
@@ -97,7 +98,7 @@ def fill(
     artist_id: int,
     balance: int | None,
     next_url: str,
-    offers: list[Offer] | None = None,
+    offers: Sequence[Offer] | None = None,
     states: dict[int, str] | None = None,
 ) -> str:
     """Replace every placeholder in a cached track list with this visitor's button.

@@ -66,6 +66,7 @@ class ArtistShell(NamedTuple):
 
     artist_id: int
     html: str
+    offers: tuple  # purchases.buttons.offers_in(html), read once for every view
 
 
 def shell(

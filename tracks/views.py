@@ -177,7 +177,7 @@ def artist_page(request, slug: str):
             lambda: _render_shell(slug, number),
             session=request.session,
         )
-        offers = buttons.offers_in(page.html) if page else []
+        offers = page.offers if page else ()
         sql, params = fan_page_state_query([offer.track_id for offer in offers])
         with read_with_user(sql, params) as state:
             signed_in = request.user.is_authenticated
@@ -209,7 +209,8 @@ def _render_shell(slug: str, number: str | None) -> catalog.ArtistShell | None:
     if content is None:
         return None
     context = {"artist_name": content.display_name, "content_html": mark_safe(content.html)}  # noqa: S308 - our own rendered template
-    return catalog.ArtistShell(content.artist_id, shell.render("tracks/artist.html", context))
+    html = shell.render("tracks/artist.html", context)
+    return catalog.ArtistShell(content.artist_id, html, tuple(buttons.offers_in(html)))
 
 
 def _signed_in_artist_page(request, slug: str, page, offers, state_row) -> HttpResponse:
