@@ -9,6 +9,8 @@ track page renders its one button with `render`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import cached_property, lru_cache
 from html import escape
 from urllib.parse import quote
 
@@ -25,36 +27,50 @@ def placeholder(track) -> str:
 
 
 class _Renderer:
-    """Renders buttons for one page: its URLs are reversed once, not once per button.
+    """Renders buttons for one page: its URLs are reversed once, not once per button,
+    and only if a button needs them.
 
     Plain string formatting with the standard library's escape: a page renders twenty
     buttons, and Django's format_html costs more than the rest of filling them.
     """
 
     def __init__(self, next_url: str):
-        self.login = (
+        self.next_url = next_url
+
+    @cached_property
+    def login(self) -> str:
+        return (
             '<a class="button button-small button-ghost buy-button" href="'
-            f'{escape(reverse("login"))}?next={escape(quote(next_url))}">'
+            f'{escape(reverse("login"))}?next={escape(quote(self.next_url))}">'
         )
-        self.owned = (
+
+    @cached_property
+    def owned(self) -> str:
+        return (
             '<a class="button button-small button-ghost buy-button is-owned" href="'
             f'{escape(reverse("collection"))}">'
         )
 
     def __call__(self, button: BuyButton) -> str:
-        label = escape(button.label)
         if button.kind == "login":
-            return f"{self.login}{label}</a>"
+            return f"{self.login}{escape(button.label)}</a>"
         if button.kind == "owned":
-            return f"{self.owned}{label}</a>"
-        if button.can_press:
-            return (
-                f'<button type="button" class="button button-small buy-button"'
-                f' data-buy="{button.kind}" data-track-id="{button.track_id:d}"'
-                f' data-price-credits="{button.price_credits:d}"'
-                f' data-amount-cents="{button.amount_cents:d}">{label}</button>'
-            )
-        return f'<span class="buy-state buy-{escape(button.kind)}">{label}</span>'
+            return f"{self.owned}{escape(button.label)}</a>"
+        return _plain(button)
+
+
+@lru_cache(maxsize=4096)
+def _plain(button: BuyButton) -> str:
+    """A button without a URL in it: the same HTML for the same button, every time."""
+    label = escape(button.label)
+    if button.can_press:
+        return (
+            f'<button type="button" class="button button-small buy-button"'
+            f' data-buy="{button.kind}" data-track-id="{button.track_id:d}"'
+            f' data-price-credits="{button.price_credits:d}"'
+            f' data-amount-cents="{button.amount_cents:d}">{label}</button>'
+        )
+    return f'<span class="buy-state buy-{escape(button.kind)}">{label}</span>'
 
 
 def render(button: BuyButton, *, next_url: str = "") -> SafeString:
@@ -67,12 +83,31 @@ def for_track(user, track, *, balance: int | None, next_url: str) -> SafeString:
     return render(button, next_url=next_url)
 
 
-def fill(html: str, user, *, artist_id: int, balance: int | None, next_url: str) -> str:
-    """Replace every placeholder in a cached track list with this visitor's button."""
-    offers = [
+def offers_in(html: str) -> list[Offer]:
+    """The tracks whose Buy placeholders the HTML holds, in page order."""
+    return [
         Offer(int(track_id), int(price), for_sale == "1")
         for track_id, price, for_sale in PLACEHOLDER.findall(html)
     ]
-    buttons = buy_buttons(user, offers, artist_id=artist_id, balance=balance)
+
+
+def fill(
+    html: str,
+    user,
+    *,
+    artist_id: int,
+    balance: int | None,
+    next_url: str,
+    offers: Sequence[Offer] | None = None,
+    states: dict[int, str] | None = None,
+) -> str:
+    """Replace every placeholder in a cached track list with this visitor's button.
+
+    `offers` (offers_in) and the fan's live purchases among them (`states`), when the
+    caller has read them already; else they are read here.
+    """
+    if offers is None:
+        offers = offers_in(html)
+    buttons = buy_buttons(user, offers, artist_id=artist_id, balance=balance, states=states)
     render_one = _Renderer(next_url)
     return PLACEHOLDER.sub(lambda match: render_one(buttons[int(match.group(1))]), html)

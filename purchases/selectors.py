@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import QuerySet
 
+from credits.selectors import HeaderCredits, expiry_window
 from purchases.models import LIVE, PaymentMethod, Purchase, PurchaseStatus
 from purchases.pricing import card_price_cents
 from tracks.models import Track
@@ -156,21 +157,67 @@ def live_statuses(fan_id: int, track_ids: list[int]) -> dict[int, str]:
         return dict(cursor.fetchall())
 
 
-def buy_buttons(user, offers: Iterable[Offer], *, artist_id: int, balance: int | None):
+# The header's credit figures and the fan's (%(u)s) live purchases among some tracks
+# (%(tracks)s), as one row: what a signed-in page of Buy buttons needs. The function
+# (migration 0002) is HEADER_CREDITS_SQL beside LIVE_SQL, with its plan kept per
+# connection; tests hold the two equal.
+FAN_PAGE_STATE_SQL = (
+    "SELECT * FROM purchases_fan_page_state(%(u)s, %(now)s, %(soon)s, %(tracks)s::bigint[])"
+)
+
+
+def fan_page_state_query(track_ids: list[int]) -> tuple[str, dict]:
+    """FAN_PAGE_STATE_SQL and its parameters but the fan's: for reading it in the same
+    query as the signed-in user (accounts.backends.read_with_user)."""
+    return FAN_PAGE_STATE_SQL, {**expiry_window(), "tracks": track_ids}
+
+
+def fan_page_state_of(row) -> tuple[HeaderCredits, dict[int, str]]:
+    """A FAN_PAGE_STATE_SQL row as (credits, {track_id: status})."""
+    balance, expiring, expiring_at, ids, statuses = row
+    return HeaderCredits(balance, expiring, expiring_at), dict(
+        zip(ids or (), statuses or (), strict=True)
+    )
+
+
+def fan_page_state(user, track_ids: list[int]) -> tuple[HeaderCredits, dict[int, str]]:
+    """The header's credit figures and {track_id: status} of the fan's live purchases
+    among the tracks, in one query."""
+    sql, params = fan_page_state_query(track_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**params, "u": user.pk})
+        return fan_page_state_of(cursor.fetchone())
+
+
+def buy_buttons(
+    user,
+    offers: Iterable[Offer],
+    *,
+    artist_id: int,
+    balance: int | None,
+    states: dict[int, str] | None = None,
+):
     """The Buy button of each offered track (all by `artist_id`), in one query at most.
 
-    `balance` is the visitor's credit balance (None for a visitor who is not signed in).
+    `balance` is the visitor's credit balance (None for a visitor who is not signed in);
+    `states`, the fan's live purchases among the tracks if already read
+    (fan_page_state), else they are read here.
     """
     offers = list(offers)
-    states: dict[int, str] = {}
-    if user.is_authenticated and user.pk != artist_id and offers:
-        states = live_statuses(user.pk, [o.track_id for o in offers])
+    signed_in = user.is_authenticated
+    own = signed_in and user.pk == artist_id
+    if states is None:
+        states = {}
+        if signed_in and not own and offers:
+            states = live_statuses(user.pk, [o.track_id for o in offers])
+    elif own:
+        states = {}
     buttons = {}
     for offer in offers:
         status = states.get(offer.track_id)
-        if not user.is_authenticated:
+        if not signed_in:
             kind = "login" if offer.for_sale else "not_for_sale"
-        elif user.pk == artist_id:
+        elif own:
             kind = "own"
         elif status == S.COMPLETED:
             kind = "owned"

@@ -6,9 +6,11 @@ remembers the version it was made under and is used only while that version is
 current, so a stale page is never served and nothing needs deleting. Reading the
 version and the entry is one Redis round trip.
 
-Two kinds of entry: the page's content (the artist's header and track list, shared
-by everyone, with the artist's id so a cached page needs no query for the artist),
-and the whole page for anonymous visitors, whose page has nothing personal in it.
+Three kinds of entry: the page's content (the artist's header and track list, shared
+by everyone, with the artist's id so a cached page needs no query for the artist);
+the whole page for anonymous visitors, whose page has nothing personal in it; and the
+whole page for signed-in visitors as a shell, every personal bit a placeholder that
+the view fills in per request (core.shell, purchases.buttons).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ def changed(*slugs: str) -> None:
     transaction.on_commit(bump)
 
 
-def _lookup(slug: str, key: str) -> tuple[int, object | None]:
+def _lookup(slug: str, key: str, session=None) -> tuple[int, object | None]:
     version_key = _version_key(slug)
-    found = cache.get_many([version_key, key])
+    # The visitor's session, if given, comes in the same round trip (core.sessions).
+    load_with = getattr(session, "load_with", None)
+    found = load_with([version_key, key]) if load_with else cache.get_many([version_key, key])
     version, entry = found.get(version_key), found.get(key)
     if version is None:
         cache.add(version_key, time.time_ns(), None)
@@ -54,6 +58,37 @@ def public_page(slug: str, page: str | None) -> bytes | None:
 
 def store_public_page(slug: str, page: str | None, content: bytes, version: int) -> None:
     cache.set(f"artist-public:{slug}:{page or 1}", (version, content))
+
+
+class ArtistShell(NamedTuple):
+    """The whole page as every signed-in visitor sees it, personal bits as placeholders
+    (core.shell), with the artist's id for the Buy buttons."""
+
+    artist_id: int
+    html: str
+    offers: tuple  # purchases.buttons.offers_in(html), read once for every view
+
+
+def shell(
+    slug: str,
+    page: str | None,
+    variant: str,
+    render: Callable[[], ArtistShell | None],
+    *,
+    session=None,
+) -> ArtistShell | None:
+    """The signed-in page's shell, from the cache while current; `variant` is what
+    the shell depends on besides the page (core.shell.key). Like `content`, a slug
+    that is nobody's (`render` returns None) is not cached. The visitor's `session`
+    is read in the same round trip when its engine can (core.sessions)."""
+    key = f"artist-shell:{slug}:{page or 1}:{variant}"
+    version, found = _lookup(slug, key, session)
+    if found is not None:
+        return ArtistShell(*found)
+    rendered = render()
+    if rendered is not None:
+        cache.set(key, (version, tuple(rendered)))
+    return rendered
 
 
 def current_version(slug: str) -> int:

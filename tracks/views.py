@@ -16,11 +16,14 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.backends import read_with_user
 from accounts.selectors import artist_by_slug, moved_artist_slug
+from core import shell
 from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance, header_credits
 from purchases import buttons
+from purchases.selectors import fan_page_state, fan_page_state_of, fan_page_state_query
 from subscriptions.selectors import allowance_remaining, has_active_subscription
 from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
@@ -164,10 +167,79 @@ def delete(request, track_id: int):
 @require_GET
 def artist_page(request, slug: str):
     number = request.GET.get("page")
+    if request.session.session_key is not None:
+        # Perhaps signed in: the signed-in page's shell comes with the session, and
+        # what is the fan's own on it with the user.
+        page = catalog.shell(
+            slug,
+            number,
+            shell.key(),
+            lambda: _render_shell(slug, number),
+            session=request.session,
+        )
+        offers = page.offers if page else ()
+        sql, params = fan_page_state_query([offer.track_id for offer in offers])
+        with read_with_user(sql, params) as state:
+            signed_in = request.user.is_authenticated
+        if signed_in:
+            return _signed_in_artist_page(request, slug, page, offers, state.row)
     # Anonymous visitors get a cached copy: their page has nothing personal in it.
-    anonymous = not request.user.is_authenticated and "messages" not in request.COOKIES
+    anonymous = "messages" not in request.COOKIES
     if anonymous and (cached := catalog.public_page(slug, number)) is not None:
         return HttpResponse(cached)
+    version, content = _artist_content(slug, number)
+    if content is None:
+        return _moved_artist_or_404(request, slug)
+    html = buttons.fill(
+        content.html,
+        request.user,
+        artist_id=content.artist_id,
+        balance=None,
+        next_url=request.get_full_path(),
+    )
+    context = {"artist_name": content.display_name, "content_html": mark_safe(html)}  # noqa: S308 - our own rendered template
+    response = render(request, "tracks/artist.html", context)
+    if anonymous:
+        catalog.store_public_page(slug, number, response.content, version)
+    return response
+
+
+def _render_shell(slug: str, number: str | None) -> catalog.ArtistShell | None:
+    _, content = _artist_content(slug, number)
+    if content is None:
+        return None
+    context = {"artist_name": content.display_name, "content_html": mark_safe(content.html)}  # noqa: S308 - our own rendered template
+    html = shell.render("tracks/artist.html", context)
+    return catalog.ArtistShell(content.artist_id, html, tuple(buttons.offers_in(html)))
+
+
+def _signed_in_artist_page(request, slug: str, page, offers, state_row) -> HttpResponse:
+    """The page drawn once for every signed-in visitor (a shell, cached while the
+    artist's version is current); this visitor's header, messages and Buy buttons are
+    filled in from what was read with the user (or here, if it was not), on every
+    view, so they are never stale."""
+    if page is None:
+        return _moved_artist_or_404(request, slug)
+    user = request.user
+    if state_row is not None:
+        credits, states = fan_page_state_of(state_row)
+    else:
+        credits, states = fan_page_state(user, [offer.track_id for offer in offers])
+    html = buttons.fill(
+        page.html,
+        user,
+        artist_id=page.artist_id,
+        balance=credits.balance,
+        next_url=request.get_full_path(),
+        offers=offers,
+        states=states,
+    )
+    return HttpResponse(shell.fill(html, request, credits=credits))
+
+
+def _artist_content(slug: str, number: str | None):
+    """(version, content): the page's part that is the same for everyone, cached with
+    the artist's id (no query for the artist while it is current)."""
 
     def render_content() -> catalog.ArtistContent | None:
         artist = artist_by_slug(slug)
@@ -181,25 +253,7 @@ def artist_page(request, slug: str):
         )
         return catalog.ArtistContent(artist.pk, artist.display_name, html)
 
-    # The content is everyone's, cached with the artist's id (no query for the artist
-    # while it is current); each visitor's Buy buttons are filled in here.
-    version, content = catalog.content(slug, number, render_content)
-    if content is None:
-        return _moved_artist_or_404(request, slug)
-    header = _header_credits(request)
-    credits = header.get("header_balance")
-    html = buttons.fill(
-        content.html,
-        request.user,
-        artist_id=content.artist_id,
-        balance=credits,
-        next_url=request.get_full_path(),
-    )
-    context = {"artist_name": content.display_name, "content_html": mark_safe(html), **header}  # noqa: S308 - our own rendered template
-    response = render(request, "tracks/artist.html", context)
-    if anonymous:
-        catalog.store_public_page(slug, number, response.content, version)
-    return response
+    return catalog.content(slug, number, render_content)
 
 
 def _header_credits(request) -> dict:

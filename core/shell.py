@@ -1,0 +1,108 @@
+"""Pages rendered once for every signed-in visitor, their personal bits filled per request.
+
+A page that extends base.html costs more to render than to serve from a cache, but a
+signed-in visitor's copy is personal: the header (name, page, balance, expiring
+credits, Admin), the log-out form's CSRF token, the messages. `render` draws the page
+once as a *shell*, with an `<!--me:name-->` placeholder for each of those, by
+overriding base.html's blocks (templates/_shell.html) and standing a placeholder user
+in for the visitor; `fill` puts in this visitor's values, read fresh on every request,
+with plain string replacement. Nothing personal is ever cached.
+
+Placeholders cannot clash with a page's text: text is HTML-escaped, so `<!--` is never
+in it. The shell holds no CSP nonce (pages have no inline scripts), and the key of a
+cached shell carries what base.html shows that is the same for everyone but may
+change: the year, test mode and Stripe's publishable key (`key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from html import escape
+
+from django.contrib.messages import get_messages
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from core.context_processors import site
+from credits.selectors import HeaderCredits
+
+PLACEHOLDER = re.compile(r"<!--me:(\w+)-->")
+
+
+def _mark(name: str):
+    return mark_safe(f"<!--me:{name}-->")  # noqa: S308 - a constant
+
+
+class _ShellUser:
+    """Who base.html thinks is signed in while a shell is drawn."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False  # the Admin link is a placeholder of its own (block header_admin)
+    display_name = _mark("name")
+
+    def get_absolute_url(self):
+        return _mark("url")
+
+
+def key() -> str:
+    """What a cached shell depends on besides its page (see the module's docstring)."""
+    values = site(None)
+    return _key(
+        timezone.localtime().year, values["stripe_test_mode"], values["stripe_publishable_key"]
+    )
+
+
+@lru_cache(maxsize=16)
+def _key(year: int, test_mode: bool, publishable_key: str) -> str:
+    digest = hashlib.blake2b(publishable_key.encode(), digest_size=6).hexdigest()
+    return f"{year}:{test_mode:d}:{digest}"
+
+
+def render(template_name: str, context: dict) -> str:
+    """The page as a shell: every signed-in visitor's bits are placeholders."""
+    return render_to_string(
+        "_shell.html",
+        {
+            **site(None),
+            **context,
+            "page_template": template_name,
+            "user": _ShellUser(),
+            "csrf_token": _mark("csrf"),
+            "header_balance": _mark("balance"),
+        },
+    )
+
+
+def credits_text(balance: int) -> str:
+    """The balance pill's text, as base.html's block header_balance writes it."""
+    return f"{balance} credit{'' if balance == 1 else 's'}"
+
+
+def fill(shell: str, request, *, credits: HeaderCredits) -> str:
+    """The shell with the signed-in visitor's own header, token and messages."""
+    user = request.user
+    values = {
+        "name": escape(user.display_name),
+        "url": escape(user.get_absolute_url()),
+        "balance": str(int(credits.balance)),
+        "balance_text": credits_text(credits.balance),
+        "csrf": escape(get_token(request)),
+        "admin": f'<a href="{escape(reverse("admin:index"))}">Admin</a>' if user.is_staff else "",
+        "expiry": "",
+        "messages": "",
+    }
+    if credits.expiring:  # rare: the template, as every other page draws it
+        values["expiry"] = render_to_string(
+            "_expiry_warning.html",
+            {"header_expiring": credits.expiring, "header_expiring_at": credits.expiring_at},
+        )
+    messages = get_messages(request)
+    if len(messages):
+        values["messages"] = render_to_string("_messages.html", {"messages": messages})
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], shell)
