@@ -225,12 +225,13 @@ def test_the_page_drawn_for_everyone_holds_nothing_of_a_visitor(client):
     from django.core.cache import cache
 
     from core import shell
+    from tracks import catalog
 
     artist, tracks = _artist_with(2)
     fan = UserFactory(display_name="Zebedee Unique")
     client.force_login(fan)
     client.get(f"/artists/{artist.slug}/")
-    entry = cache.get(f"artist-shell:{artist.slug}:1:{shell.key()}")
+    entry = cache.get(catalog._entry_key("shell", artist.slug, None, shell.key()))
     cached = entry[1][1]
     assert "Zebedee" not in cached and fan.slug not in cached
     assert "csrfmiddlewaretoken" in cached and 'value="<!--me:csrf-->"' in cached

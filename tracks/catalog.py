@@ -22,6 +22,8 @@ from typing import NamedTuple
 from django.core.cache import cache
 from django.db import transaction
 
+from core import release
+
 
 def _version_key(slug: str) -> str:
     return f"artist-version:{slug}"
@@ -35,6 +37,13 @@ def changed(*slugs: str) -> None:
         cache.set_many({_version_key(slug): now for slug in slugs}, None)
 
     transaction.on_commit(bump)
+
+
+def _entry_key(kind: str, slug: str, page: str | None, *more: str) -> str:
+    """A cached entry's key. The version is shared by every release, so a change
+    invalidates them all; each entry is its release's own (core.release), since
+    another release's templates and static files would draw it differently."""
+    return ":".join((f"artist-{kind}", release.current(), slug, str(page or 1), *more))
 
 
 def _lookup(slug: str, key: str, session=None) -> tuple[int, object | None]:
@@ -53,11 +62,11 @@ def _lookup(slug: str, key: str, session=None) -> tuple[int, object | None]:
 
 def public_page(slug: str, page: str | None) -> bytes | None:
     """The whole page as an anonymous visitor sees it, if cached and current."""
-    return _lookup(slug, f"artist-public:{slug}:{page or 1}")[1]
+    return _lookup(slug, _entry_key("public", slug, page))[1]
 
 
 def store_public_page(slug: str, page: str | None, content: bytes, version: int) -> None:
-    cache.set(f"artist-public:{slug}:{page or 1}", (version, content))
+    cache.set(_entry_key("public", slug, page), (version, content))
 
 
 class ArtistShell(NamedTuple):
@@ -81,7 +90,7 @@ def shell(
     the shell depends on besides the page (core.shell.key). Like `content`, a slug
     that is nobody's (`render` returns None) is not cached. The visitor's `session`
     is read in the same round trip when its engine can (core.sessions)."""
-    key = f"artist-shell:{slug}:{page or 1}:{variant}"
+    key = _entry_key("shell", slug, page, variant)
     version, found = _lookup(slug, key, session)
     if found is not None:
         return ArtistShell(*found)
@@ -110,7 +119,7 @@ def content(
 
     `render` returns None for a slug that is nobody's: that is not cached.
     """
-    key = f"artist-content:{slug}:{page or 1}"
+    key = _entry_key("content", slug, page)
     version, found = _lookup(slug, key)
     if found is not None:
         return version, ArtistContent(*found)
