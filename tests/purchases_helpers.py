@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -106,3 +107,9 @@ def deliver(client, payload):
     response = stripe_events.deliver(client, payload)
     assert response.status_code == 200, response.content
     return response
+
+
+def buttons(html):
+    """The Buy button text of every track row, in page order."""
+    found = re.findall(r'class="[^"]*buy-(?:button|state)[^"]*"[^>]*>([^<]+)<', html)
+    return [text.strip() for text in found]

@@ -10,7 +10,7 @@ from credits.services import spend
 from purchases.models import LIVE, PurchaseFlag, PurchaseStatus
 from purchases.selectors import LIVE_SQL
 from tests.factories import UserFactory
-from tests.purchases_helpers import deliver, pay_test_intent, published_track
+from tests.purchases_helpers import buttons, deliver, pay_test_intent, published_track
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STRIPE_SECRET_KEY = ""
-
-
-def buttons(html):
-    """The Buy button text of every track row, in page order."""
-    found = re.findall(r'class="[^"]*buy-(?:button|state)[^"]*"[^>]*>([^<]+)<', html)
-    return [text.strip() for text in found]
 
 
 def header_balance(html):
