@@ -1,5 +1,6 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -96,3 +97,21 @@ class PreviousSlug(models.Model):
 
     def __str__(self) -> str:
         return f"/artists/{self.slug}/"
+
+
+class Session(AbstractBaseSession):
+    """Django's session row with the signed-in user's id beside it (accounts.sessions):
+    a request reads its session and its user in one query."""
+
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions"
+    )
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore
+
+    class Meta(AbstractBaseSession.Meta):
+        db_table = "accounts_session"

@@ -83,9 +83,9 @@ def update_profile(*, user: User, display_name: str, slug: str) -> User:
         user.slug = slug
         user.save(update_fields=["display_name", "slug"])
         slug_changed(user=user, old_slug=old_slug)
-    from tracks import catalog  # the artist page shows the name
+        from tracks import catalog  # the artist page shows the name
 
-    catalog.changed(old_slug, slug)
+        catalog.changed(old_slug, slug)
     return user
 
 

@@ -157,24 +157,25 @@ def live_statuses(fan_id: int, track_ids: list[int]) -> dict[int, str]:
         return dict(cursor.fetchall())
 
 
-# The header's credit figures and the fan's (%(u)s) live purchases among some tracks
-# (%(tracks)s), as one row: what a signed-in page of Buy buttons needs. The function
-# (migration 0002) is HEADER_CREDITS_SQL beside LIVE_SQL, with its plan kept per
-# connection; tests hold the two equal.
+# The header's credit figures and the fan's live purchases among some tracks
+# (%(tracks)s), as one row: what a signed-in page of Buy buttons needs. The fan is
+# `me`, the user's row (accounts.backends.read_with_user). The function (migration
+# 0002) is HEADER_CREDITS_SQL beside LIVE_SQL, with its plan kept per connection;
+# tests hold the two equal.
 FAN_PAGE_STATE_SQL = (
-    "SELECT * FROM purchases_fan_page_state(%(u)s, %(now)s, %(soon)s, %(tracks)s::bigint[])"
+    "SELECT * FROM purchases_fan_page_state(me.id, %(now)s, %(soon)s, %(tracks)s::bigint[])"
 )
 
 
-def fan_page_state_query(track_ids: list[int]) -> tuple[str, dict]:
-    """FAN_PAGE_STATE_SQL and its parameters but the fan's: for reading it in the same
-    query as the signed-in user (accounts.backends.read_with_user)."""
-    return FAN_PAGE_STATE_SQL, {**expiry_window(), "tracks": track_ids}
+def fan_page_state_params(track_ids: list[int]) -> dict:
+    """FAN_PAGE_STATE_SQL's parameters."""
+    return {**expiry_window(), "tracks": track_ids}
 
 
 def fan_page_state_of(row) -> tuple[HeaderCredits, dict[int, str]]:
-    """A FAN_PAGE_STATE_SQL row as (credits, {track_id: status})."""
-    balance, expiring, expiring_at, ids, statuses = row
+    """A FAN_PAGE_STATE_SQL row (and perhaps more columns after it) as
+    (credits, {track_id: status})."""
+    balance, expiring, expiring_at, ids, statuses = row[:5]
     return HeaderCredits(balance, expiring, expiring_at), dict(
         zip(ids or (), statuses or (), strict=True)
     )
@@ -183,9 +184,11 @@ def fan_page_state_of(row) -> tuple[HeaderCredits, dict[int, str]]:
 def fan_page_state(user, track_ids: list[int]) -> tuple[HeaderCredits, dict[int, str]]:
     """The header's credit figures and {track_id: status} of the fan's live purchases
     among the tracks, in one query."""
-    sql, params = fan_page_state_query(track_ids)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {**params, "u": user.pk})
+        cursor.execute(
+            f"SELECT x.* FROM (SELECT %(fan)s::bigint AS id) me, LATERAL ({FAN_PAGE_STATE_SQL}) x",  # noqa: S608 - constants only
+            {**fan_page_state_params(track_ids), "fan": user.pk},
+        )
         return fan_page_state_of(cursor.fetchone())
 
 

@@ -48,3 +48,14 @@ def user(db):
 @pytest.fixture
 def other_user(db):
     return UserFactory()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_artist_pages():
+    """Artist pages held in memory (tracks.catalog) are the process's: a test's rolled
+    back versions and slugs must not meet the next test's."""
+    from tracks import catalog
+
+    catalog.forget()
+    yield
+    catalog.forget()

@@ -345,13 +345,17 @@ def test_an_old_adjust_form_resubmitted_with_another_amount_changes_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_artist_page_is_invalidated_only_after_the_delete_commits(monkeypatch, tmp_path):
-    """A render between the version bump and the commit would cache the deleted track
-    under the new version: the bump must come after the commit."""
+def test_the_artist_page_version_commits_with_the_delete(monkeypatch, tmp_path):
+    """The new version is written in the delete's own transaction: while it is open,
+    another process still sees the old version (and the track); once it commits, the
+    new version and the deletion arrive together, so the page never lists the track
+    under the new version nor keeps it under the old."""
     from django.conf import settings as django_settings
     from django.db import connection
+    from django.test import Client
 
     from tests.factories import UserFactory
+    from tests.threads import run_threads
     from tracks import catalog
     from tracks import services as track_services
     from tracks.models import Track
@@ -364,18 +368,30 @@ def test_the_artist_page_is_invalidated_only_after_the_delete_commits(monkeypatc
     )
     generate_track.apply(args=[track.pk])
     track.refresh_from_db()
+    track_services.publish(track=track, published=True)
+    page = f"/artists/{artist.slug}/"
+    assert "Gone" in Client().get(page).content.decode()
+    before, track_id = catalog.current_version(artist.slug), track.pk
     seen = []
-    real_set_many = catalog.cache.set_many
+    real_changed = catalog.changed
 
-    def bump(mapping, timeout=None):
-        seen.append((connection.in_atomic_block, Track.objects.filter(pk=track.pk).exists()))
-        return real_set_many(mapping, timeout)
+    def changed(*slugs):
+        real_changed(*slugs)
+        assert connection.in_atomic_block
 
-    monkeypatch.setattr(catalog.cache, "set_many", bump)
+        def elsewhere():  # another connection, as another web process
+            return catalog.current_version(artist.slug), Track.objects.filter(pk=track_id).exists()
+
+        ((result, error),) = run_threads([elsewhere])
+        assert error is None, error
+        seen.append(result)
+
+    monkeypatch.setattr(catalog, "changed", changed)
     track_services.delete_track(track=track)
 
-    assert seen == [(False, False)]
-    assert not Track.objects.filter(pk=track.pk).exists()
+    assert seen == [(before, True)]
+    assert catalog.current_version(artist.slug) != before
+    assert "Gone" not in Client().get(page).content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -97,3 +97,18 @@ class Track(models.Model):
     def length_display(self) -> str:
         seconds = round(self.length_seconds or self.duration_seconds)
         return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ArtistPage(models.Model):
+    """An artist page's version (tracks.catalog): every change to what the page shows
+    gives it a new one, from a sequence, in the change's own transaction. Keyed by slug,
+    the page's address, so a slug that is nobody's yet has none."""
+
+    slug = models.CharField(max_length=60, primary_key=True)
+    version = models.BigIntegerField()
+
+    class Meta:
+        db_table = "tracks_artist_page"
+
+    def __str__(self) -> str:
+        return f"{self.slug} v{self.version}"

@@ -284,7 +284,7 @@ def publish(*, track: Track, published: bool) -> Track:
         track.is_published = published
         track.published_at = _now() if published else None
         track.save(update_fields=["is_published", "published_at"])
-        catalog.changed(track.creator.slug)  # after the commit
+        catalog.changed(track.creator.slug)
     return track
 
 
@@ -295,7 +295,7 @@ def set_price(*, track: Track, price_credits: int, for_sale: bool) -> Track:
         track.price_credits = price_credits
         track.for_sale = for_sale
         track.save(update_fields=["price_credits", "for_sale"])
-        catalog.changed(track.creator.slug)  # after the commit
+        catalog.changed(track.creator.slug)
     return track
 
 
@@ -319,8 +319,8 @@ def delete_track(*, track: Track) -> None:
     files = [f for f in (track.audio, track.preview, track.waveform) if f]
     with transaction.atomic():
         track.delete()
-        # The version bump runs after the commit: a page rendered before it would be
-        # cached under the new version with the deleted track still listed.
+        # A new version in the same transaction: a page drawn before the commit sees
+        # neither the deletion nor the new version, one drawn after it sees both.
         catalog.changed(track.creator.slug)
     for file in files:
         file.storage.delete(file.name)

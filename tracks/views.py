@@ -23,7 +23,12 @@ from core.api import api_error, api_login_required
 from credits.exceptions import InsufficientCredits
 from credits.selectors import balance, header_credits
 from purchases import buttons
-from purchases.selectors import fan_page_state, fan_page_state_of, fan_page_state_query
+from purchases.selectors import (
+    FAN_PAGE_STATE_SQL,
+    fan_page_state,
+    fan_page_state_of,
+    fan_page_state_params,
+)
 from subscriptions.selectors import allowance_remaining, has_active_subscription
 from tracks import catalog, selectors, services
 from tracks.engine import GENRE_CHOICES, MAX_DURATION_SECONDS, MOOD_CHOICES
@@ -164,30 +169,32 @@ def delete(request, track_id: int):
     return redirect("studio")
 
 
+# What the signed-in artist page reads with its session and user (accounts.sessions):
+# the fan's header figures and live purchases among the page's tracks, and the page's
+# version, so that the shell this process holds can be used without asking again.
+_PAGE_STATE_SQL = f"SELECT st.*, {catalog.VERSION_SQL} FROM ({FAN_PAGE_STATE_SQL}) st"  # noqa: S608 - constants only
+
+
 @require_GET
 def artist_page(request, slug: str):
     number = request.GET.get("page")
     if request.session.session_key is not None:
-        # Perhaps signed in: the signed-in page's shell comes with the session, and
-        # what is the fan's own on it with the user.
-        page = catalog.shell(
-            slug,
-            number,
-            shell.key(),
-            lambda: _render_shell(slug, number),
-            session=request.session,
-        )
-        offers = page.offers if page else ()
-        sql, params = fan_page_state_query([offer.track_id for offer in offers])
-        with read_with_user(sql, params) as state:
+        # Perhaps signed in: one query reads the session, the user, what is the fan's
+        # own on the page and the page's version.
+        variant = shell.key()
+        held = catalog.held_shell(slug, number, variant)
+        track_ids = [offer.track_id for offer in held[1].offers] if held else []
+        params = {**fan_page_state_params(track_ids), "page_slug": slug}
+        with read_with_user(_PAGE_STATE_SQL, params) as state:
             signed_in = request.user.is_authenticated
         if signed_in:
-            return _signed_in_artist_page(request, slug, page, offers, state.row)
-    # Anonymous visitors get a cached copy: their page has nothing personal in it.
+            return _signed_in_artist_page(request, slug, number, variant, track_ids, state.row)
+    # Anonymous visitors get a whole page held in memory: it has nothing personal in it.
+    version = catalog.current_version(slug)
     anonymous = "messages" not in request.COOKIES
-    if anonymous and (cached := catalog.public_page(slug, number)) is not None:
-        return HttpResponse(cached)
-    version, content = _artist_content(slug, number)
+    if anonymous and (held_page := catalog.public_page(slug, number, version)) is not None:
+        return HttpResponse(held_page)
+    content = _artist_content(slug, number, version)
     if content is None:
         return _moved_artist_or_404(request, slug)
     html = buttons.fill(
@@ -204,8 +211,37 @@ def artist_page(request, slug: str):
     return response
 
 
-def _render_shell(slug: str, number: str | None) -> catalog.ArtistShell | None:
-    _, content = _artist_content(slug, number)
+def _signed_in_artist_page(request, slug, number, variant, track_ids, state_row):
+    """The page drawn once for every signed-in visitor (a shell, held while the artist's
+    version is current); this visitor's header, messages and Buy buttons are filled in
+    from what was read with the session, on every view, so they are never stale."""
+    version = state_row[-1] if state_row is not None else None
+    if version is None:  # read apart (a session from before) or a page never versioned
+        version = catalog.current_version(slug)
+    page = catalog.shell(
+        slug, number, variant, version, lambda: _render_shell(slug, number, version)
+    )
+    if page is None:
+        return _moved_artist_or_404(request, slug)
+    offered = [offer.track_id for offer in page.offers]
+    if state_row is not None and offered == track_ids:
+        credits, states = fan_page_state_of(state_row)
+    else:  # the shell was drawn just now, or the session was read before the view
+        credits, states = fan_page_state(request.user, offered)
+    html = buttons.fill(
+        page.html,
+        request.user,
+        artist_id=page.artist_id,
+        balance=credits.balance,
+        next_url=request.get_full_path(),
+        offers=page.offers,
+        states=states,
+    )
+    return HttpResponse(shell.fill(html, request, credits=credits))
+
+
+def _render_shell(slug: str, number: str | None, version: int) -> catalog.ArtistShell | None:
+    content = _artist_content(slug, number, version)
     if content is None:
         return None
     context = {"artist_name": content.display_name, "content_html": mark_safe(content.html)}  # noqa: S308 - our own rendered template
@@ -213,33 +249,9 @@ def _render_shell(slug: str, number: str | None) -> catalog.ArtistShell | None:
     return catalog.ArtistShell(content.artist_id, html, tuple(buttons.offers_in(html)))
 
 
-def _signed_in_artist_page(request, slug: str, page, offers, state_row) -> HttpResponse:
-    """The page drawn once for every signed-in visitor (a shell, cached while the
-    artist's version is current); this visitor's header, messages and Buy buttons are
-    filled in from what was read with the user (or here, if it was not), on every
-    view, so they are never stale."""
-    if page is None:
-        return _moved_artist_or_404(request, slug)
-    user = request.user
-    if state_row is not None:
-        credits, states = fan_page_state_of(state_row)
-    else:
-        credits, states = fan_page_state(user, [offer.track_id for offer in offers])
-    html = buttons.fill(
-        page.html,
-        user,
-        artist_id=page.artist_id,
-        balance=credits.balance,
-        next_url=request.get_full_path(),
-        offers=offers,
-        states=states,
-    )
-    return HttpResponse(shell.fill(html, request, credits=credits))
-
-
-def _artist_content(slug: str, number: str | None):
-    """(version, content): the page's part that is the same for everyone, cached with
-    the artist's id (no query for the artist while it is current)."""
+def _artist_content(slug: str, number: str | None, version: int):
+    """The page's part that is the same for everyone, cached with the artist's id (no
+    query for the artist while it is current)."""
 
     def render_content() -> catalog.ArtistContent | None:
         artist = artist_by_slug(slug)
@@ -253,7 +265,7 @@ def _artist_content(slug: str, number: str | None):
         )
         return catalog.ArtistContent(artist.pk, artist.display_name, html)
 
-    return catalog.content(slug, number, render_content)
+    return catalog.content(slug, number, version, render_content)
 
 
 def _header_credits(request) -> dict:

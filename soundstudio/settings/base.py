@@ -43,7 +43,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -119,11 +119,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-# Sessions are read from Redis (the default cache) and written through to PostgreSQL,
-# so every signed-in request skips a query and a Redis flush logs nobody out:
-# core.sessions is Django's cached_db that can also read a page's own cache entries
-# in the same round trip.
-SESSION_ENGINE = env("SESSION_ENGINE", default="core.sessions")
+# Sessions live in PostgreSQL with their user's id beside them: accounts.sessions reads
+# a request's session, its user and what the page asked for in one query.
+SESSION_ENGINE = env("SESSION_ENGINE", default="accounts.sessions")
 # The pages' scripts read the CSRF cookie for their fetch() calls: it stays readable.
 CSRF_COOKIE_HTTPONLY = False
 
@@ -212,6 +210,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "send-unsent-mail": {"task": "notices.send_unsent", "schedule": crontab(minute="*/10")},
     "expiring-credits": {"task": "notices.expiring_credits", "schedule": crontab(hour=9, minute=3)},
+    "clear-sessions": {"task": "accounts.clear_sessions", "schedule": crontab(hour=4, minute=41)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
