@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from accounts import backends
+from core.db import fetchone_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,7 @@ class SessionStore(DBStore):
                 extra_columns=", x.*", extra_join=f" LEFT JOIN LATERAL ({extra.sql}) x ON true"
             )
             params.update(extra.params)
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        row = fetchone_prepared(sql, params)
         if row is None:
             self._session_key = None
             return {}

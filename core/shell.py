@@ -32,6 +32,9 @@ from core.context_processors import site
 from credits.selectors import HeaderCredits
 
 PLACEHOLDER = re.compile(r"<!--me:(\w+)-->")
+# Every placeholder a page's shell may hold: this module's, and the Buy buttons'
+# (purchases.buttons). `compile` splits a shell at them once; `fill` joins the pieces.
+SLOT = re.compile(r"<!--(me:\w+|buy:\d+:\d+:[01])-->")
 
 
 def _mark(name: str):
@@ -84,25 +87,37 @@ def credits_text(balance: int) -> str:
     return f"{balance} credit{'' if balance == 1 else 's'}"
 
 
-def fill(shell: str, request, *, credits: HeaderCredits) -> str:
-    """The shell with the signed-in visitor's own header, token and messages."""
+def compile(shell: str) -> tuple[str, ...]:
+    """The shell split at its placeholders: text, slot, text, ..., text."""
+    return tuple(SLOT.split(shell))
+
+
+def fill(parts: tuple[str, ...], request, *, credits: HeaderCredits, more=None) -> str:
+    """The compiled shell with the signed-in visitor's own header, token and messages,
+    and `more` slots ({slot: html}, such as the Buy buttons)."""
     user = request.user
     values = {
-        "name": escape(user.display_name),
-        "url": escape(user.get_absolute_url()),
-        "balance": str(int(credits.balance)),
-        "balance_text": credits_text(credits.balance),
-        "csrf": escape(get_token(request)),
-        "admin": f'<a href="{escape(reverse("admin:index"))}">Admin</a>' if user.is_staff else "",
-        "expiry": "",
-        "messages": "",
+        "me:name": escape(user.display_name),
+        "me:url": escape(user.get_absolute_url()),
+        "me:balance": str(int(credits.balance)),
+        "me:balance_text": credits_text(credits.balance),
+        "me:csrf": escape(get_token(request)),
+        "me:admin": f'<a href="{escape(reverse("admin:index"))}">Admin</a>'
+        if user.is_staff
+        else "",
+        "me:expiry": "",
+        "me:messages": "",
     }
     if credits.expiring:  # rare: the template, as every other page draws it
-        values["expiry"] = render_to_string(
+        values["me:expiry"] = render_to_string(
             "_expiry_warning.html",
             {"header_expiring": credits.expiring, "header_expiring_at": credits.expiring_at},
         )
     messages = get_messages(request)
     if len(messages):
-        values["messages"] = render_to_string("_messages.html", {"messages": messages})
-    return PLACEHOLDER.sub(lambda match: values[match.group(1)], shell)
+        values["me:messages"] = render_to_string("_messages.html", {"messages": messages})
+    if more:
+        values.update(more)
+    pieces = list(parts)
+    pieces[1::2] = [values[slot] for slot in parts[1::2]]
+    return "".join(pieces)

@@ -17,13 +17,19 @@ from urllib.parse import quote
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
-from purchases.selectors import BuyButton, Offer, buy_buttons
+from purchases.pricing import card_price_cents
+from purchases.selectors import BuyButton, Offer, button_kind, buy_buttons
 
 PLACEHOLDER = re.compile(r"<!--buy:(\d+):(\d+):([01])-->")
 
 
 def placeholder(track) -> str:
-    return f"<!--buy:{track.id}:{track.price_credits}:{int(track.for_sale)}-->"
+    return f"<!--{slot(track.id, track.price_credits, track.for_sale)}-->"
+
+
+def slot(track_id: int, price_credits: int, for_sale: bool) -> str:
+    """A Buy placeholder's name, as core.shell.compile finds it between `<!--` `-->`."""
+    return f"buy:{track_id}:{price_credits}:{int(for_sale)}"
 
 
 class _Renderer:
@@ -111,3 +117,44 @@ def fill(
     buttons = buy_buttons(user, offers, artist_id=artist_id, balance=balance, states=states)
     render_one = _Renderer(next_url)
     return PLACEHOLDER.sub(lambda match: render_one(buttons[int(match.group(1))]), html)
+
+
+# Every kind of button a signed-in visitor can see ("login" is for the others).
+SIGNED_IN_KINDS = ("own", "owned", "on_hold", "resume", "credits", "card", "not_for_sale")
+
+
+def drawn(offers: Sequence[Offer]) -> tuple[tuple[str, dict[str, str]], ...]:
+    """Each offer's slot and its button's HTML in every kind a signed-in visitor can
+    see: drawn once with a page's shell, so a view only picks one per track."""
+    render_one = _Renderer("")
+    return tuple(
+        (
+            slot(o.track_id, o.price_credits, o.for_sale),
+            {
+                kind: render_one(
+                    BuyButton(o.track_id, kind, o.price_credits, card_price_cents(o.price_credits))
+                )
+                for kind in SIGNED_IN_KINDS
+            },
+        )
+        for o in offers
+    )
+
+
+def signed_in_slots(
+    user,
+    offers: Sequence[Offer],
+    drawn_buttons: tuple[tuple[str, dict[str, str]], ...],
+    *,
+    artist_id: int,
+    balance: int,
+    states: dict[int, str],
+) -> dict[str, str]:
+    """{slot: this signed-in visitor's button} for a compiled shell (core.shell.fill),
+    by the same rule as buy_buttons."""
+    own = user.pk == artist_id
+    chosen = {}
+    for offer, (name, html) in zip(offers, drawn_buttons, strict=True):
+        status = None if own else states.get(offer.track_id)
+        chosen[name] = html[button_kind(offer, status, signed_in=True, own=own, balance=balance)]
+    return chosen

@@ -217,27 +217,35 @@ def buy_buttons(
         states = {}
     buttons = {}
     for offer in offers:
-        status = states.get(offer.track_id)
-        if not signed_in:
-            kind = "login" if offer.for_sale else "not_for_sale"
-        elif own:
-            kind = "own"
-        elif status == S.COMPLETED:
-            kind = "owned"
-        elif status == S.DISPUTED:
-            kind = "on_hold"
-        elif status in (S.PENDING, S.FAILED):
-            kind = "resume"
-        elif not offer.for_sale:
-            kind = "not_for_sale"
-        elif balance is not None and balance >= offer.price_credits:
-            kind = "credits"
-        else:
-            kind = "card"
+        kind = button_kind(
+            offer, states.get(offer.track_id), signed_in=signed_in, own=own, balance=balance
+        )
         buttons[offer.track_id] = BuyButton(
             offer.track_id, kind, offer.price_credits, card_price_cents(offer.price_credits)
         )
     return buttons
+
+
+def button_kind(
+    offer: Offer, status: str | None, *, signed_in: bool, own: bool, balance: int | None
+) -> str:
+    """What Buy does on the offered track for this visitor: BuyButton.kind. `status`
+    is the visitor's live purchase of it, if any; `own`, whether it is their track."""
+    if not signed_in:
+        return "login" if offer.for_sale else "not_for_sale"
+    if own:
+        return "own"
+    if status == S.COMPLETED:
+        return "owned"
+    if status == S.DISPUTED:
+        return "on_hold"
+    if status in (S.PENDING, S.FAILED):
+        return "resume"
+    if not offer.for_sale:
+        return "not_for_sale"
+    if balance is not None and balance >= offer.price_credits:
+        return "credits"
+    return "card"
 
 
 def method_label(purchase: Purchase) -> str:

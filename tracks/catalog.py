@@ -14,8 +14,8 @@ by everyone, with the artist's id), in Redis for every process; and, in each
 process's memory, the whole page for anonymous visitors, whose page has nothing
 personal in it, and the whole page for signed-in visitors as a shell, every personal
 bit a placeholder that the view fills in per request (core.shell, purchases.buttons).
-Memory entries are each process's own and so each release's own; Redis entries carry
-the release (core.release), since another release would draw them differently.
+Every entry's key carries the release (core.release), since another release's
+templates and static files would draw it differently.
 """
 
 from __future__ import annotations
@@ -107,12 +107,12 @@ def forget() -> None:
 
 def public_page(slug: str, page: str | None, version: int) -> bytes | None:
     """The whole page as an anonymous visitor sees it, if held and current."""
-    found = _memory.get(("public", slug, str(page or 1)))
+    found = _memory.get(("public", release.current(), slug, str(page or 1)))
     return found[1] if found is not None and found[0] == version else None
 
 
 def store_public_page(slug: str, page: str | None, content: bytes, version: int) -> None:
-    _memory.put(("public", slug, str(page or 1)), version, content)
+    _memory.put(("public", release.current(), slug, str(page or 1)), version, content)
 
 
 class ArtistShell(NamedTuple):
@@ -122,12 +122,14 @@ class ArtistShell(NamedTuple):
     artist_id: int
     html: str
     offers: tuple  # purchases.buttons.offers_in(html), read once for every view
+    parts: tuple  # core.shell.compile(html), split once for every view
+    buttons: tuple  # purchases.buttons.drawn(offers): every button each offer can show
 
 
 def held_shell(slug: str, page: str | None, variant: str) -> tuple[int, ArtistShell] | None:
     """(version, shell) of the signed-in page as this process holds it, current or not:
     its offers say which tracks' Buy buttons to read before the version is known."""
-    return _memory.get(("shell", slug, str(page or 1), variant))
+    return _memory.get(("shell", release.current(), slug, str(page or 1), variant))
 
 
 def shell(
@@ -140,7 +142,7 @@ def shell(
     """The signed-in page's shell at `version`, held or drawn now; `variant` is what
     the shell depends on besides the page (core.shell.key). Like `content`, a slug
     that is nobody's (`render` returns None) is not kept."""
-    key = ("shell", slug, str(page or 1), variant)
+    key = ("shell", release.current(), slug, str(page or 1), variant)
     found = _memory.get(key)
     if found is not None and found[0] == version:
         return found[1]

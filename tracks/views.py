@@ -228,16 +228,15 @@ def _signed_in_artist_page(request, slug, number, variant, track_ids, state_row)
         credits, states = fan_page_state_of(state_row)
     else:  # the shell was drawn just now, or the session was read before the view
         credits, states = fan_page_state(request.user, offered)
-    html = buttons.fill(
-        page.html,
+    own = buttons.signed_in_slots(
         request.user,
+        page.offers,
+        page.buttons,
         artist_id=page.artist_id,
         balance=credits.balance,
-        next_url=request.get_full_path(),
-        offers=page.offers,
         states=states,
     )
-    return HttpResponse(shell.fill(html, request, credits=credits))
+    return HttpResponse(shell.fill(page.parts, request, credits=credits, more=own))
 
 
 def _render_shell(slug: str, number: str | None, version: int) -> catalog.ArtistShell | None:
@@ -246,7 +245,10 @@ def _render_shell(slug: str, number: str | None, version: int) -> catalog.Artist
         return None
     context = {"artist_name": content.display_name, "content_html": mark_safe(content.html)}  # noqa: S308 - our own rendered template
     html = shell.render("tracks/artist.html", context)
-    return catalog.ArtistShell(content.artist_id, html, tuple(buttons.offers_in(html)))
+    offers = tuple(buttons.offers_in(html))
+    return catalog.ArtistShell(
+        content.artist_id, html, offers, shell.compile(html), buttons.drawn(offers)
+    )
 
 
 def _artist_content(slug: str, number: str | None, version: int):

@@ -72,6 +72,10 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The session query every signed-in request makes runs as a prepared statement
+# (core.db). Behind PgBouncer in transaction mode that needs PgBouncer >= 1.21 with
+# max_prepared_statements set; else turn it off.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # Behind PgBouncer in transaction mode: server-side cursors (.iterator()) do not survive.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
     "DISABLE_SERVER_SIDE_CURSORS", default=False
