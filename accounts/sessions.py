@@ -12,8 +12,11 @@ nobody out; `accounts.clear_sessions` (daily) deletes expired ones.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from functools import cache
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.core.exceptions import SuspiciousOperation
@@ -24,6 +27,11 @@ from accounts import backends
 from core.db import fetchone_prepared
 
 logger = logging.getLogger(__name__)
+
+# Signed session texts already checked, with their JSON: (text, SECRET_KEY) -> bytes.
+_verified: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+_VERIFIED_SIZE = 4096
+_verified_lock = threading.Lock()
 
 
 @cache
@@ -92,6 +100,24 @@ class SessionStore(DBStore):
         if found is None or found[0] != user_id:
             return None
         return found[1]
+
+    def decode(self, session_data):
+        """Django's decode, checking a session's signature once per process: the
+        same signed text is the same session, so later reads only parse its JSON."""
+        key = (session_data, settings.SECRET_KEY)
+        with _verified_lock:
+            verified = _verified.get(key)
+            if verified is not None:
+                _verified.move_to_end(key)
+        if verified is not None:
+            return self.serializer().loads(verified)
+        data = super().decode(session_data)
+        if data:  # only what Django accepted (a bad signature decodes as {})
+            with _verified_lock:
+                _verified[key] = self.serializer().dumps(data)
+                while len(_verified) > _VERIFIED_SIZE:
+                    _verified.popitem(last=False)
+        return data
 
     @classmethod
     def clear_expired(cls) -> int:

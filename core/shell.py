@@ -22,13 +22,13 @@ from functools import lru_cache
 from html import escape
 
 from django.contrib.messages import get_messages
-from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from core.context_processors import site
+from core.csrf import get_token
 from credits.selectors import HeaderCredits
 
 PLACEHOLDER = re.compile(r"<!--me:(\w+)-->")
