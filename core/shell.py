@@ -5,8 +5,9 @@ signed-in visitor's copy is personal: the header (name, page, balance, expiring
 credits, Admin), the log-out form's CSRF token, the messages. `render` draws the page
 once as a *shell*, with an `<!--me:name-->` placeholder for each of those, by
 overriding base.html's blocks (templates/_shell.html) and standing a placeholder user
-in for the visitor; `fill` puts in this visitor's values, read fresh on every request,
-with plain string replacement. Nothing personal is ever cached.
+in for the visitor. `compile` splits the shell at its placeholders once; `fill` joins
+the pieces with this visitor's values, read fresh on every request. Nothing personal
+is ever cached.
 
 Placeholders cannot clash with a page's text: text is HTML-escaped, so `<!--` is never
 in it. The shell holds no CSP nonce (pages have no inline scripts), and the key of a
@@ -31,7 +32,6 @@ from core.context_processors import site
 from core.csrf import get_token
 from credits.selectors import HeaderCredits
 
-PLACEHOLDER = re.compile(r"<!--me:(\w+)-->")
 # Every placeholder a page's shell may hold: this module's, and the Buy buttons'
 # (purchases.buttons). `compile` splits a shell at them once; `fill` joins the pieces.
 SLOT = re.compile(r"<!--(me:\w+|buy:\d+:\d+:[01])-->")

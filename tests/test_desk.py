@@ -608,10 +608,10 @@ def bulk_payments(users, package, count: int, *, offset: int) -> None:
     Payment.objects.bulk_create(payments)
 
 
-# The desk page's queries: the user and its permissions (user and group), the
-# payments with their users and packages, Stripe's two lists (the test gateway's
-# intents, twice), the books, the failed events, the recent desk actions. The
-# session comes from the cache (core.sessions).
+# The desk page's queries: the session with its user (accounts.sessions) and the
+# user's permissions (user and group), the payments with their users and packages,
+# Stripe's two lists (the test gateway's intents, twice), the books, the failed
+# events, the recent desk actions.
 DESK_QUERIES = 9
 
 
