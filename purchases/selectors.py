@@ -168,8 +168,10 @@ FAN_PAGE_STATE_SQL = (
 
 
 def fan_page_state_params(track_ids: list[int]) -> dict:
-    """FAN_PAGE_STATE_SQL's parameters."""
-    return {**expiry_window(), "tracks": track_ids}
+    """FAN_PAGE_STATE_SQL's parameters. The track ids go as an array's text, which
+    PostgreSQL reads faster than psycopg writes a list of ints."""
+    ids = ",".join(str(int(track_id)) for track_id in track_ids)
+    return {**expiry_window(), "tracks": f"{{{ids}}}"}
 
 
 def fan_page_state_of(row) -> tuple[HeaderCredits, dict[int, str]]:
