@@ -81,8 +81,8 @@ def bench_artist_page(rounds: int = 3, seconds: float = 2.0) -> None:
     # kind of Buy button is drawn (owned, finish paying, credits, card).
     _fan_buys(fan, artist)
     page, trivial, floor = f"/artists/{artist.slug}/", "/ping", "/bench/signed-in-floor"
-    # Anonymous visitors get the cached whole page; signed-in ones the cached content
-    # inside a freshly rendered page (their header and Buy buttons are personal).
+    # Anonymous visitors get the whole page held in memory; signed-in ones a held shell
+    # filled with their own header and Buy buttons, read in one query with the session.
     with override_settings(ROOT_URLCONF="bench._urls"):
         for label, client in (
             ("anonymous", Client(SERVER_NAME="localhost")),
