@@ -133,6 +133,9 @@ def _fan_buys(fan, artist) -> None:
 
 def main() -> None:
     _setup_django()
+    from core.heap import freeze_after_startup
+
+    freeze_after_startup()  # as soundstudio/wsgi.py does in every web process
     bench_engine()
     bench_artist_page()
 

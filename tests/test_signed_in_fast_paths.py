@@ -94,3 +94,25 @@ def test_held_pages_are_bounded_and_the_least_recently_used_go_first():
     memory.put(("d",), 1, "D")
     assert memory.get(("b",)) is None
     assert [memory.get((k,)) for k in "acd"] == [(1, "A"), (1, "C"), (1, "D")]
+
+
+def test_a_frozen_heap_still_collects_what_is_made_after_it():
+    import gc
+    import weakref
+
+    from core.heap import freeze_after_startup
+
+    try:
+        assert freeze_after_startup() > 10_000  # Django and the URL patterns' views
+
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle only the collector can free
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -76,6 +76,15 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # (core.db). Behind PgBouncer in transaction mode that needs PgBouncer >= 1.21 with
 # max_prepared_statements set; else turn it off.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+# Plan prepared statements and PL/pgSQL queries once per connection: left to choose,
+# PostgreSQL sometimes planned the artist page's query afresh on every view, which
+# cost a quarter of the page. Only our own prepared statements (core.db) and PL/pgSQL
+# functions are affected; Django binds on the client. PgBouncer refuses this startup
+# option: there, set it false and `ALTER ROLE <app> SET plan_cache_mode =
+# force_generic_plan` instead.
+if env.bool("DATABASE_GENERIC_PLANS", default=True):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_generic_plan"
 # Behind PgBouncer in transaction mode: server-side cursors (.iterator()) do not survive.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
     "DISABLE_SERVER_SIDE_CURSORS", default=False
