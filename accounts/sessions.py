@@ -11,7 +11,6 @@ nobody out; `accounts.clear_sessions` (daily) deletes expired ones.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from functools import cache
@@ -19,14 +18,11 @@ from functools import cache
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DBStore
-from django.core.exceptions import SuspiciousOperation
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from accounts import backends
 from core.db import fetchone_prepared
-
-logger = logging.getLogger(__name__)
 
 # Signed session texts already checked, with their JSON: (text, SECRET_KEY) -> bytes.
 _verified: OrderedDict[tuple[str, str], bytes] = OrderedDict()
@@ -65,11 +61,7 @@ class SessionStore(DBStore):
 
     def load(self):
         self._user_row = None
-        try:
-            key = self.session_key
-        except SuspiciousOperation as exc:  # pragma: no cover - as Django's db store
-            logging.getLogger(f"django.security.{exc.__class__.__name__}").warning(str(exc))
-            key = None
+        key = self.session_key  # None when the cookie's key was malformed
         if key is None:
             return {}
         extra = backends.pending_extra()
